@@ -1,0 +1,235 @@
+/**
+ * The one declaration of wxgate's routes, tables, queues and functions.
+ *
+ * Plain data, no CDK or SDK imports: the CDK stack (`lib/`), the local runtime (`local/`)
+ * and the Lambda code (`lambdas/runtime/config.ts`, for environment variable names) all read
+ * it, so a route, table or queue is described exactly once. Add a route here and it exists
+ * both in AWS and in local mode.
+ */
+
+export type AttributeType = 'S' | 'N';
+
+export interface KeyDeclaration {
+  readonly name: string;
+  readonly type: AttributeType;
+}
+
+export interface IndexDeclaration {
+  readonly indexName: string;
+  readonly partitionKey: KeyDeclaration;
+  readonly sortKey?: KeyDeclaration;
+}
+
+export interface TableDeclaration {
+  readonly description: string;
+  readonly partitionKey: KeyDeclaration;
+  readonly sortKey?: KeyDeclaration;
+  /** Epoch-seconds attribute DynamoDB TTL deletes on. Reads must still filter: deletion lags. */
+  readonly ttlAttribute?: string;
+  readonly indexes: readonly IndexDeclaration[];
+  /** Environment variable that carries the physical table name to functions that use it. */
+  readonly envVar: string;
+}
+
+export const tables = {
+  connections: {
+    description: 'One row per open WebSocket connection: connection id -> user, device, times, TTL.',
+    partitionKey: { name: 'connectionId', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    indexes: [
+      // Every connection of a user (multi-device delivery), oldest first.
+      { indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'connectedAt', type: 'N' } },
+    ],
+    envVar: 'CONNECTIONS_TABLE',
+  },
+  messages: {
+    description:
+      'Messages and per-user inboxes: msg#{msgId} rows, inbox#{userId} rows sorted by storage position, ' +
+      'and dedup#{userId}#{clientId} rows for client retries.',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    indexes: [],
+    envVar: 'MESSAGES_TABLE',
+  },
+  groups: {
+    description: 'Group membership: (groupId, userId) rows; the byUser index lists the groups of a user.',
+    partitionKey: { name: 'groupId', type: 'S' },
+    sortKey: { name: 'userId', type: 'S' },
+    indexes: [{ indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'groupId', type: 'S' } }],
+    envVar: 'GROUPS_TABLE',
+  },
+} as const satisfies Record<string, TableDeclaration>;
+
+export type TableId = keyof typeof tables;
+
+export interface QueueConsumerDeclaration {
+  readonly function: FunctionId;
+  /** Records per invocation (an SQS event source mapping's batch size). */
+  readonly batchSize: number;
+}
+
+export interface QueueDeclaration {
+  readonly description: string;
+  readonly fifo: boolean;
+  readonly visibilityTimeoutSeconds: number;
+  readonly retentionDays: number;
+  /** Receives before a message moves to the queue's dead-letter queue. */
+  readonly maxReceiveCount: number;
+  readonly envVar: string;
+  readonly consumer: QueueConsumerDeclaration;
+}
+
+export type TableAccess = 'read' | 'readWrite';
+export type QueueAccess = 'send' | 'consume';
+
+export interface FunctionDeclaration {
+  readonly description: string;
+  /** Handler module, relative to the repository root; it exports `handler`. */
+  readonly entry: string;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+  readonly tables?: Partial<Record<TableId, TableAccess>>;
+  readonly queues?: Partial<Record<QueueId, QueueAccess>>;
+  /** Needs the API Gateway Management API (PostToConnection, GetConnection, DeleteConnection). */
+  readonly manageConnections?: boolean;
+  /** Needs the client-token signing secret. */
+  readonly jwtSecret?: boolean;
+}
+
+export const functions = {
+  wsAuthorizer: {
+    description: 'WebSocket $connect REQUEST authorizer: verifies the client JWT from ?token=.',
+    entry: 'lambdas/handlers/ws-authorizer.ts',
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    jwtSecret: true,
+  },
+  wsConnect: {
+    description: 'WebSocket $connect: registers the connection for its user and device.',
+    entry: 'lambdas/handlers/ws-connect.ts',
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    tables: { connections: 'readWrite' },
+  },
+  wsDisconnect: {
+    description: 'WebSocket $disconnect: removes the connection row (best effort; TTL and 410 clean the rest).',
+    entry: 'lambdas/handlers/ws-disconnect.ts',
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    tables: { connections: 'readWrite' },
+  },
+  wsDefault: {
+    description: 'WebSocket $default: answers an error frame for unknown or invalid frames.',
+    entry: 'lambdas/handlers/ws-default.ts',
+    timeoutSeconds: 5,
+    memoryMb: 256,
+  },
+  wsPing: {
+    description: 'WebSocket ping: answers pong and extends the connection TTL.',
+    entry: 'lambdas/handlers/ws-ping.ts',
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    tables: { connections: 'readWrite' },
+  },
+  wsSend: {
+    description: 'WebSocket send: validates, queues durably (FIFO), acks, then delivers to online devices.',
+    entry: 'lambdas/handlers/ws-send.ts',
+    timeoutSeconds: 29,
+    memoryMb: 512,
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    queues: { uplink: 'send' },
+    manageConnections: true,
+  },
+  wsSync: {
+    description: 'WebSocket sync: pages through the user inbox after a cursor.',
+    entry: 'lambdas/handlers/ws-sync.ts',
+    timeoutSeconds: 10,
+    memoryMb: 512,
+    tables: { messages: 'read' },
+  },
+  uplinkPersister: {
+    description: 'Uplink queue consumer: stores each message and one inbox row per recipient, idempotently.',
+    entry: 'lambdas/handlers/uplink-persister.ts',
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    queues: { uplink: 'consume' },
+    manageConnections: true,
+  },
+} as const satisfies Record<string, FunctionDeclaration>;
+
+export type FunctionId = keyof typeof functions;
+
+export const queues = {
+  uplink: {
+    description: 'Client uplinks, FIFO per conversation; a message is acked to its sender once it is here.',
+    fifo: true,
+    // Six times the consumer's timeout, as AWS advises for event source mappings.
+    visibilityTimeoutSeconds: 360,
+    retentionDays: 14,
+    maxReceiveCount: 5,
+    envVar: 'UPLINK_QUEUE_URL',
+    consumer: { function: 'uplinkPersister', batchSize: 10 },
+  },
+} as const satisfies Record<string, QueueDeclaration>;
+
+export type QueueId = keyof typeof queues;
+
+export interface WebSocketRouteDeclaration {
+  /** API Gateway route key: `$connect`, `$disconnect`, `$default` or an `action` value. */
+  readonly routeKey: string;
+  readonly function: FunctionId;
+  /** The handler's return body is sent back to the caller (a two-way route). */
+  readonly returnResponse: boolean;
+}
+
+export const websocket = {
+  /** Route selection on the `action` field of each JSON frame (PROTOCOL.md §2). */
+  routeSelectionExpression: '$request.body.action',
+  stageName: 'live',
+  /** `$connect` runs behind this REQUEST authorizer, which reads the token query parameter. */
+  authorizer: { function: 'wsAuthorizer', identitySource: 'route.request.querystring.token', queryParameter: 'token' },
+  routes: [
+    { routeKey: '$connect', function: 'wsConnect', returnResponse: false },
+    { routeKey: '$disconnect', function: 'wsDisconnect', returnResponse: false },
+    { routeKey: '$default', function: 'wsDefault', returnResponse: true },
+    { routeKey: 'ping', function: 'wsPing', returnResponse: true },
+    { routeKey: 'send', function: 'wsSend', returnResponse: true },
+    { routeKey: 'sync', function: 'wsSync', returnResponse: true },
+  ],
+} as const satisfies {
+  routeSelectionExpression: string;
+  stageName: string;
+  authorizer: { function: FunctionId; identitySource: string; queryParameter: string };
+  routes: readonly WebSocketRouteDeclaration[];
+};
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+export interface HttpRouteDeclaration {
+  readonly method: HttpMethod;
+  /** API Gateway HTTP API path, e.g. `/v1/push` or `/wechat/{accountId}`. */
+  readonly path: string;
+  readonly function: FunctionId;
+}
+
+/** HTTP API routes (admin API and WeChat callbacks). Wired end to end; the routes arrive with those issues. */
+export const httpRoutes: readonly HttpRouteDeclaration[] = [];
+
+/**
+ * Environment variables every function gets, beyond the table and queue names.
+ * The Lambda code reads them through `lambdas/runtime/config.ts`.
+ */
+export const env = {
+  /** `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}` in AWS, the local server in local mode. */
+  managementEndpoint: 'WS_MANAGEMENT_ENDPOINT',
+  /** Secrets Manager ARN of the client-token secret (AWS). */
+  jwtSecretArn: 'JWT_SECRET_ARN',
+  /** The client-token secret itself (local mode only; never set in AWS). */
+  jwtSecretValue: 'WXGATE_JWT_SECRET',
+  /** Seconds a connection row lives without a ping. */
+  connectionIdleTtlSeconds: 'CONNECTION_IDLE_TTL_SECONDS',
+  /** Days an inbox row is kept for `sync`. */
+  inboxTtlDays: 'INBOX_TTL_DAYS',
+} as const;
