@@ -64,7 +64,8 @@ export const tables = {
 export type TableId = keyof typeof tables;
 
 export interface QueueConsumerDeclaration {
-  readonly function: FunctionId;
+  /** Function id in `functions`; checked at compile time below. */
+  readonly function: string;
   /** Records per invocation (an SQS event source mapping's batch size). */
   readonly batchSize: number;
 }
@@ -80,8 +81,24 @@ export interface QueueDeclaration {
   readonly consumer: QueueConsumerDeclaration;
 }
 
+export const queues = {
+  uplink: {
+    description: 'Client uplinks, FIFO per conversation; a message is acked to its sender once it is here.',
+    fifo: true,
+    // Six times the consumer's timeout, as AWS advises for event source mappings.
+    visibilityTimeoutSeconds: 360,
+    retentionDays: 14,
+    maxReceiveCount: 5,
+    envVar: 'UPLINK_QUEUE_URL',
+    consumer: { function: 'uplinkPersister', batchSize: 10 },
+  },
+} as const satisfies Record<string, QueueDeclaration>;
+
+export type QueueId = keyof typeof queues;
+
 export type TableAccess = 'read' | 'readWrite';
-export type QueueAccess = 'send' | 'consume';
+/** Consuming a queue is declared on the queue (`consumer`), not here. */
+export type QueueAccess = 'send';
 
 export interface FunctionDeclaration {
   readonly description: string;
@@ -154,27 +171,16 @@ export const functions = {
     timeoutSeconds: 60,
     memoryMb: 512,
     tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
-    queues: { uplink: 'consume' },
     manageConnections: true,
   },
 } as const satisfies Record<string, FunctionDeclaration>;
 
 export type FunctionId = keyof typeof functions;
 
-export const queues = {
-  uplink: {
-    description: 'Client uplinks, FIFO per conversation; a message is acked to its sender once it is here.',
-    fifo: true,
-    // Six times the consumer's timeout, as AWS advises for event source mappings.
-    visibilityTimeoutSeconds: 360,
-    retentionDays: 14,
-    maxReceiveCount: 5,
-    envVar: 'UPLINK_QUEUE_URL',
-    consumer: { function: 'uplinkPersister', batchSize: 10 },
-  },
-} as const satisfies Record<string, QueueDeclaration>;
+/** Compile-time check that every queue consumer names a declared function. */
+type Assert<T extends true> = T;
+export type ConsumersAreDeclaredFunctions = Assert<(typeof queues)[QueueId]['consumer']['function'] extends FunctionId ? true : false>;
 
-export type QueueId = keyof typeof queues;
 
 export interface WebSocketRouteDeclaration {
   /** API Gateway route key: `$connect`, `$disconnect`, `$default` or an `action` value. */

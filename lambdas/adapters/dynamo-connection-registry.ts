@@ -1,0 +1,73 @@
+import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import type { ConnectionRecord, ConnectionRegistry } from '../domain/connection-registry';
+import { epochSeconds } from '../domain/clock';
+import { queryAll } from './dynamo-paging';
+
+/** The connections table (lib/gateway-declaration.ts `tables.connections`). */
+export class DynamoConnectionRegistry implements ConnectionRegistry {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async put(record: ConnectionRecord): Promise<void> {
+    await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...record } }));
+  }
+
+  async touch(record: ConnectionRecord): Promise<void> {
+    // An update (not a put) keeps connectedAt and creates the row again if it was swept.
+    await this.client.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { connectionId: record.connectionId },
+        UpdateExpression:
+          'SET userId = :u, deviceId = :d, connectedAt = if_not_exists(connectedAt, :c), lastActiveAt = :l, expiresAt = :e',
+        ExpressionAttributeValues: {
+          ':u': record.userId,
+          ':d': record.deviceId,
+          ':c': record.connectedAt,
+          ':l': record.lastActiveAt,
+          ':e': record.expiresAt,
+        },
+      }),
+    );
+  }
+
+  async remove(connectionId: string): Promise<void> {
+    await this.client.send(new DeleteCommand({ TableName: this.tableName, Key: { connectionId } }));
+  }
+
+  async removeStale(connectionId: string, userId: string): Promise<boolean> {
+    try {
+      await this.client.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { connectionId },
+          ConditionExpression: 'userId = :u',
+          ExpressionAttributeValues: { ':u': userId },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
+  }
+
+  async get(connectionId: string, nowMs: number): Promise<ConnectionRecord | undefined> {
+    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: { connectionId } }));
+    const record = Item as ConnectionRecord | undefined;
+    return record && record.expiresAt > epochSeconds(nowMs) ? record : undefined;
+  }
+
+  async listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]> {
+    return queryAll<ConnectionRecord>(this.client, {
+      TableName: this.tableName,
+      IndexName: 'byUser',
+      KeyConditionExpression: 'userId = :u',
+      FilterExpression: 'expiresAt > :now',
+      ExpressionAttributeValues: { ':u': userId, ':now': epochSeconds(nowMs) },
+    });
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Where the gateway remembers who is online: connection id <-> user and device.
+ * The DynamoDB adapter is `adapters/dynamo-connection-registry.ts`; tests use an in-memory fake.
+ * Rows carry an `expiresAt` (epoch seconds); every read ignores expired rows because TTL
+ * deletion lags (up to 48 h in AWS, never in DynamoDB Local).
+ */
+export interface ConnectionRecord {
+  connectionId: string;
+  userId: string;
+  deviceId: string;
+  /** Epoch ms. */
+  connectedAt: number;
+  /** Epoch ms of the last frame that refreshed the row. */
+  lastActiveAt: number;
+  /** Epoch seconds; the TTL attribute. */
+  expiresAt: number;
+}
+
+export interface ConnectionRegistry {
+  /** Creates or replaces the row of a connection. */
+  put(record: ConnectionRecord): Promise<void>;
+  /** Refreshes activity and TTL, re-creating the row if it was swept while the socket lived. */
+  touch(record: ConnectionRecord): Promise<void>;
+  /** Removes the row of a connection, if any. */
+  remove(connectionId: string): Promise<void>;
+  /**
+   * Removes the row only while it still belongs to `userId`: used after the Management API
+   * answered 410 for it, so a stale cleanup never removes anybody else's row.
+   * Returns whether a row was removed.
+   */
+  removeStale(connectionId: string, userId: string): Promise<boolean>;
+  get(connectionId: string, nowMs: number): Promise<ConnectionRecord | undefined>;
+  /** Every live (unexpired) connection of a user, oldest first. */
+  listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]>;
+}

@@ -1,0 +1,50 @@
+/**
+ * Typed errors with the client-facing codes of PROTOCOL.md §2/§3.
+ * Anything that is not a GatewayError is reported to clients as `internal`, with a fixed
+ * message: a stack trace or an SDK message never reaches a client.
+ */
+export const errorCodes = [
+  'bad_request',
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'conflict',
+  'too_large',
+  'rate_limited',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export class GatewayError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayError';
+  }
+}
+
+export const badRequest = (message: string) => new GatewayError('bad_request', message);
+export const forbidden = (message: string) => new GatewayError('forbidden', message);
+export const tooLarge = (message: string) => new GatewayError('too_large', message);
+export const unauthorized = (message: string) => new GatewayError('unauthorized', message);
+
+/** HTTP status that goes with each code (admin API). */
+export const httpStatusOf: Record<ErrorCode, number> = {
+  bad_request: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  internal: 500,
+};
+
+/** The client-safe view of any thrown value. */
+export function toClientError(err: unknown): { code: ErrorCode; message: string } {
+  if (err instanceof GatewayError) return { code: err.code, message: err.message };
+  return { code: 'internal', message: 'internal error; the request was not completed' };
+}

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { isValidId } from './client-token';
+import { badRequest, tooLarge, type ErrorCode } from './errors';
+
+/** PROTOCOL.md §2: a serialized `body` may be at most 32 KiB. */
+export const MAX_BODY_BYTES = 32 * 1024;
+export const DEFAULT_SYNC_LIMIT = 100;
+export const MAX_SYNC_LIMIT = 500;
+
+const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
+const clientFrameId = z.string().min(1).max(128);
+
+export const recipientSchema = z.union([
+  z.strictObject({ user: id }),
+  z.strictObject({ group: id }),
+  z.strictObject({ wechat: z.strictObject({ accountId: id, openId: z.string().min(1).max(128) }) }),
+]);
+export type Recipient = z.infer<typeof recipientSchema>;
+
+const sendSchema = z.object({
+  action: z.literal('send'),
+  id: clientFrameId.optional(),
+  to: recipientSchema,
+  body: z.unknown().refine((value) => value !== undefined, 'body is required'),
+});
+const syncSchema = z.object({
+  action: z.literal('sync'),
+  id: clientFrameId.optional(),
+  after: z.string().min(1).max(64).optional(),
+  limit: z.number().int().min(1).max(MAX_SYNC_LIMIT).optional(),
+});
+const pingSchema = z.object({ action: z.literal('ping'), id: clientFrameId.optional() });
+
+export type SendFrame = z.infer<typeof sendSchema>;
+export type SyncFrame = z.infer<typeof syncSchema>;
+export type PingFrame = z.infer<typeof pingSchema>;
+
+const schemas = { send: sendSchema, sync: syncSchema, ping: pingSchema } as const;
+type FrameOf<A extends keyof typeof schemas> = z.infer<(typeof schemas)[A]>;
+
+/** Parses a raw WebSocket frame as JSON; a non-object is a bad request. */
+export function parseJsonFrame(raw: string | undefined | null): Record<string, unknown> {
+  if (!raw) throw badRequest('empty frame; frames are JSON objects with an "action"');
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw badRequest('frame is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw badRequest('frame must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+/** The client `id` to echo in a reply, if the frame had a usable one. */
+export function frameIdOf(raw: string | undefined | null): string | undefined {
+  try {
+    const value = JSON.parse(raw ?? '') as { id?: unknown };
+    return typeof value?.id === 'string' && value.id.length <= 128 ? value.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseClientFrame<A extends keyof typeof schemas>(action: A, raw: string | undefined | null): FrameOf<A> {
+  const result = schemas[action].safeParse(parseJsonFrame(raw));
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'frame';
+    throw badRequest(`invalid ${action} frame: ${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  const frame = result.data as FrameOf<A>;
+  if (action === 'send') assertBodySize((frame as SendFrame).body);
+  return frame;
+}
+
+export function serializedBodyBytes(body: unknown): number {
+  return Buffer.byteLength(JSON.stringify(body), 'utf8');
+}
+
+export function assertBodySize(body: unknown): void {
+  const bytes = serializedBodyBytes(body);
+  if (bytes > MAX_BODY_BYTES) throw tooLarge(`body is ${bytes} bytes once serialized; the limit is ${MAX_BODY_BYTES}`);
+}
+
+// ---- server frames -------------------------------------------------------------------
+
+export interface MessageFrame {
+  type: 'message';
+  msgId: string;
+  from: string;
+  to: Recipient;
+  body: unknown;
+  ts: number;
+}
+
+export type ServerFrame =
+  | { type: 'ack'; id?: string; msgId: string; ts: number }
+  | { type: 'pong'; id?: string; ts: number }
+  | { type: 'sync'; id?: string; messages: MessageFrame[]; next: string | null }
+  | { type: 'error'; id?: string; code: ErrorCode; message: string }
+  | MessageFrame;
+
+export const errorFrame = (code: ErrorCode, message: string, id?: string): ServerFrame => ({ type: 'error', id, code, message });

@@ -1,0 +1,36 @@
+import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { tracer } from './observability';
+
+/**
+ * SDK clients, created once per Lambda instance and reused across invocations (keep-alive
+ * sockets). Endpoints come from the standard SDK settings: in local mode the runtime sets
+ * AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS, so this code has no local special case.
+ */
+let documentClient: DynamoDBDocumentClient | undefined;
+let sqsClient: SQSClient | undefined;
+const managementClients = new Map<string, ApiGatewayManagementApiClient>();
+
+export function dynamoDocumentClient(): DynamoDBDocumentClient {
+  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  return documentClient;
+}
+
+export function sqs(): SQSClient {
+  sqsClient ??= tracer.captureAWSv3Client(new SQSClient({}));
+  return sqsClient;
+}
+
+export function managementApi(endpoint: string): ApiGatewayManagementApiClient {
+  let client = managementClients.get(endpoint);
+  if (!client) {
+    // Delivery does its own jittered retries on 429/5xx (adapters/management-api-sender.ts).
+    client = tracer.captureAWSv3Client(new ApiGatewayManagementApiClient({ endpoint, maxAttempts: 1 }));
+    managementClients.set(endpoint, client);
+  }
+  return client;
+}

@@ -1,0 +1,45 @@
+import { env, queues, tables, type QueueId, type TableId } from '../../lib/gateway-declaration';
+
+/**
+ * Configuration from environment variables named in lib/gateway-declaration.ts. Read lazily,
+ * at first use, so a missing variable fails the invocation that needs it with a clear message.
+ */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new ConfigError(`environment variable ${name} is not set`);
+  return value;
+}
+
+function positiveNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`environment variable ${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+export const tableName = (id: TableId): string => required(tables[id].envVar);
+export const queueUrl = (id: QueueId): string => required(queues[id].envVar);
+export const managementEndpoint = (): string => required(env.managementEndpoint);
+
+/** 15 minutes: API Gateway drops a socket after 10 idle minutes, plus a margin. */
+export const connectionIdleTtlSeconds = (): number => positiveNumber(env.connectionIdleTtlSeconds, 15 * 60);
+export const inboxTtlDays = (): number => positiveNumber(env.inboxTtlDays, 7);
+
+/** Where the client-token secret comes from: the value itself (local mode) or Secrets Manager (AWS). */
+export type JwtSecretSource = { kind: 'value'; value: string } | { kind: 'secretsManager'; arn: string };
+
+export function jwtSecretSource(): JwtSecretSource {
+  const value = process.env[env.jwtSecretValue];
+  if (value) return { kind: 'value', value };
+  const arn = process.env[env.jwtSecretArn];
+  if (arn) return { kind: 'secretsManager', arn };
+  throw new ConfigError(`neither ${env.jwtSecretValue} nor ${env.jwtSecretArn} is set`);
+}
