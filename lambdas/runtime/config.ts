@@ -43,3 +43,18 @@ export function jwtSecretSource(): JwtSecretSource {
   if (arn) return { kind: 'secretsManager', arn };
   throw new ConfigError(`neither ${env.jwtSecretValue} nor ${env.jwtSecretArn} is set`);
 }
+
+/**
+ * Test-only switch (never set in AWS): the share, 0..1, of messages whose FIRST storing attempt
+ * fails half-way, after its inbox rows are written. The fault-injection tests use it to prove
+ * that redelivery stores every acked message exactly once.
+ */
+export const TEST_PERSIST_FAULT_RATIO_ENV = 'WXGATE_TEST_PERSIST_FAULT_RATIO';
+
+export function testPersistFaultRatio(): number {
+  const raw = process.env[TEST_PERSIST_FAULT_RATIO_ENV];
+  if (!raw) return 0;
+  const ratio = Number(raw);
+  if (!(ratio >= 0 && ratio <= 1)) throw new ConfigError(`${TEST_PERSIST_FAULT_RATIO_ENV} must be between 0 and 1, got "${raw}"`);
+  return ratio;
+}

@@ -1,8 +1,19 @@
+import { createHash } from 'node:crypto';
+import { monotonicFactory } from 'ulid';
 import { DynamoConnectionRegistry } from '../adapters/dynamo-connection-registry';
+import { DynamoGroupDirectory } from '../adapters/dynamo-group-directory';
+import { DynamoMessageStore } from '../adapters/dynamo-message-store';
+import { ManagementApiSender } from '../adapters/management-api-sender';
+import { SqsUplinkQueue } from '../adapters/sqs-uplink-queue';
 import { systemClock } from '../domain/clock';
 import type { LifecycleDeps } from '../domain/connection-lifecycle';
-import { dynamoDocumentClient } from './aws-clients';
-import { connectionIdleTtlSeconds, tableName } from './config';
+import { defaultDeliverySettings, type DeliveryDeps } from '../domain/delivery';
+import { defaultSyncSettings, type SyncDeps } from '../domain/inbox-sync';
+import type { QueuedMessage } from '../domain/messaging-ports';
+import type { PersistDeps } from '../domain/persist-message';
+import type { SendDeps } from '../domain/send-message';
+import { dynamoDocumentClient, managementApi, sqs } from './aws-clients';
+import { connectionIdleTtlSeconds, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio } from './config';
 
 /**
  * Wires adapters to their SDK clients, once per Lambda instance. Handlers call these at
@@ -14,10 +25,58 @@ const once = <T>(make: () => T): (() => T) => {
   return () => (value ??= make());
 };
 
+/** PROTOCOL.md §2: a client `id` is remembered for 5 minutes. */
+const DEDUP_WINDOW_SECONDS = 300;
+
 export const connectionRegistry = once(() => new DynamoConnectionRegistry(dynamoDocumentClient(), tableName('connections')));
+export const messageStore = once(() => new DynamoMessageStore(dynamoDocumentClient(), tableName('messages')));
+export const groupDirectory = once(() => new DynamoGroupDirectory(dynamoDocumentClient(), tableName('groups')));
+export const uplinkQueue = once(() => new SqsUplinkQueue(sqs(), queueUrl('uplink')));
+export const connectionSender = once(() => new ManagementApiSender(managementApi(managementEndpoint())));
+/** Monotonic within an instance: msgIds and inbox positions minted in one instance never tie. */
+const nextUlid = monotonicFactory();
 
 export const lifecycleDeps = (): LifecycleDeps => ({
   registry: connectionRegistry(),
   clock: systemClock,
   idleTtlSeconds: connectionIdleTtlSeconds(),
 });
+
+export const deliveryDeps = (): DeliveryDeps => ({
+  sender: connectionSender(),
+  registry: connectionRegistry(),
+  ...defaultDeliverySettings,
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  random: Math.random,
+});
+
+export const sendDeps = (reply: SendDeps['reply']): SendDeps => ({
+  messages: messageStore(),
+  groups: groupDirectory(),
+  uplink: uplinkQueue(),
+  registry: connectionRegistry(),
+  delivery: deliveryDeps(),
+  clock: systemClock,
+  newMsgId: (nowMs) => nextUlid(nowMs),
+  dedupWindowSeconds: DEDUP_WINDOW_SECONDS,
+  reply,
+});
+
+export const syncDeps = (): SyncDeps => ({ messages: messageStore(), clock: systemClock, ...defaultSyncSettings });
+
+/** A stable pseudo-random share of msgIds, so the same messages fail on every run. */
+const inShare = (msgId: string, ratio: number) => createHash('sha256').update(msgId).digest().readUInt32BE(0) / 0x1_0000_0000 < ratio;
+
+export const persistDeps = (): PersistDeps => {
+  const faultRatio = testPersistFaultRatio();
+  return {
+    messages: messageStore(),
+    groups: groupDirectory(),
+    registry: connectionRegistry(),
+    delivery: deliveryDeps(),
+    clock: systemClock,
+    newPosition: () => nextUlid(),
+    inboxTtlSeconds: inboxTtlDays() * 86_400,
+    injectFault: faultRatio > 0 ? (message: QueuedMessage, attempt: number) => attempt === 1 && inShare(message.msgId, faultRatio) : undefined,
+  };
+};

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { recipientSchema } from './frames';
+import type { QueuedMessage } from './messaging-ports';
+
+/** Validates what comes off the uplink queue; a record that fails this goes to the DLQ, not lost. */
+const queuedMessageSchema = z.object({
+  msgId: z.string().length(26),
+  from: z.string().min(1),
+  fromDevice: z.string().min(1),
+  fromConnection: z.string().min(1),
+  to: recipientSchema,
+  body: z.unknown(),
+  ts: z.number().int().positive(),
+});
+
+export function parseQueuedMessage(raw: string): QueuedMessage {
+  return queuedMessageSchema.parse(JSON.parse(raw)) as QueuedMessage;
+}

@@ -1,0 +1,26 @@
+import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { parseQueuedMessage } from '../domain/queued-message';
+import { persistMessage } from '../domain/persist-message';
+import { persistDeps } from '../runtime/dependencies';
+import { observed } from '../runtime/middleware';
+import { logger } from '../runtime/observability';
+
+/**
+ * Uplink queue consumer. Partial batch failures: a failed record is retried by SQS (and goes
+ * to the DLQ after maxReceiveCount); with `skipGroupOnError` the later records of the same
+ * conversation are handed back too, so a conversation is never stored out of order, while
+ * other conversations in the batch go on.
+ */
+const processor = new SqsFifoPartialProcessorAsync();
+
+async function storeRecord(record: SQSRecord): Promise<void> {
+  const message = parseQueuedMessage(record.body);
+  const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+  const result = await persistMessage(persistDeps(), message, attempt);
+  logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery } });
+}
+
+export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) =>
+  processPartialResponse(event, storeRecord, processor, { context, skipGroupOnError: true }),
+);

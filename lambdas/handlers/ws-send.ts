@@ -1,0 +1,17 @@
+import { parseClientFrame } from '../domain/frames';
+import { sendMessage } from '../domain/send-message';
+import { connectionSender, sendDeps } from '../runtime/dependencies';
+import { wsRoute } from '../runtime/middleware';
+import { callerOf } from '../runtime/ws-event';
+
+/**
+ * `send`: the ack is posted to the sender as soon as the message is queued, before live
+ * delivery, so it does not wait for the fan-out. Errors come back as error frames.
+ */
+export const handler = wsRoute(async (event) => {
+  const frame = parseClientFrame('send', event.body);
+  const caller = callerOf(event);
+  const reply = async (out: object) => void (await connectionSender().post(caller.connectionId, JSON.stringify(out)));
+  await sendMessage(sendDeps(reply), caller, frame);
+  return undefined;
+});

@@ -1,0 +1,12 @@
+import { parseClientFrame } from '../domain/frames';
+import { syncInbox } from '../domain/inbox-sync';
+import { syncDeps } from '../runtime/dependencies';
+import { wsRoute } from '../runtime/middleware';
+import { callerOf } from '../runtime/ws-event';
+
+/** `sync`: a page of the caller's inbox after a msgId or cursor. */
+export const handler = wsRoute(async (event) => {
+  const frame = parseClientFrame('sync', event.body);
+  const { messages, next } = await syncInbox(syncDeps(), callerOf(event).userId, frame);
+  return { type: 'sync', id: frame.id, messages, next };
+});
