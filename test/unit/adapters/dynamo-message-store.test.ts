@@ -1,0 +1,127 @@
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoMessageStore } from '../../../lambdas/adapters/dynamo-message-store';
+import type { MessageFrame } from '../../../lambdas/domain/frames';
+
+const ddb = mockClient(DynamoDBDocumentClient);
+const TABLE = 'messages-table';
+const NOW = Date.UTC(2026, 0, 1, 12);
+const NOW_S = NOW / 1000;
+const MSG_ID = '01JD0000000000000000000001';
+
+const store = () => new DynamoMessageStore(DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1' })), TABLE);
+const frame = (msgId: string, body: unknown = { big: 1e308 }): MessageFrame => ({ type: 'message', msgId, from: 'u1', to: { user: 'u2' }, body, ts: NOW });
+const inboxItem = (position: string, expiresAt: number) => ({ pk: 'inbox#u2', sk: position, msgId: position, frame: JSON.stringify(frame(position)), expiresAt });
+
+beforeEach(() => ddb.reset());
+
+describe('DynamoMessageStore.claimClientId', () => {
+  it('returns undefined when the conditional put wins', async () => {
+    ddb.on(PutCommand).resolves({});
+    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toBeUndefined();
+    expect(ddb.commandCalls(PutCommand)[0]!.args[0].input).toEqual({
+      TableName: TABLE,
+      Item: { pk: 'dedup#u1#c-1', sk: 'dedup', msgId: MSG_ID, ts: NOW, queued: false, expiresAt: NOW_S + 300 },
+      ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
+      ExpressionAttributeValues: { ':now': NOW_S },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+    });
+  });
+
+  it('returns the earlier claim from the raw Item of ConditionalCheckFailedException', async () => {
+    ddb.on(PutCommand).rejects(
+      new ConditionalCheckFailedException({
+        message: 'The conditional request failed',
+        $metadata: {},
+        Item: { pk: { S: 'dedup#u1#c-1' }, sk: { S: 'dedup' }, msgId: { S: 'OLD' }, ts: { N: String(NOW - 5000) }, queued: { BOOL: true }, expiresAt: { N: '1' } },
+      }),
+    );
+    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toEqual({ msgId: 'OLD', ts: NOW - 5000, queued: true });
+    expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
+  });
+
+  it('reads the claim back when the exception carries no Item', async () => {
+    ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'failed', $metadata: {} }));
+    ddb.on(GetCommand).resolves({ Item: { msgId: 'OLD', ts: NOW - 1, queued: false } });
+    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toEqual({ msgId: 'OLD', ts: NOW - 1, queued: false });
+    expect(ddb.commandCalls(GetCommand)[0]!.args[0].input).toMatchObject({ Key: { pk: 'dedup#u1#c-1', sk: 'dedup' }, ConsistentRead: true });
+  });
+
+  it('rethrows other errors', async () => {
+    ddb.on(PutCommand).rejects(new Error('ProvisionedThroughputExceeded'));
+    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).rejects.toThrow('ProvisionedThroughputExceeded');
+  });
+});
+
+describe('DynamoMessageStore.readInbox', () => {
+  it('skips expired rows, stops at max and reports more', async () => {
+    ddb.on(QueryCommand).resolves({ Items: [inboxItem('P1', NOW_S), inboxItem('P2', NOW_S + 1), inboxItem('P3', NOW_S + 1), inboxItem('P4', NOW_S + 1)] });
+    const { rows, more } = await store().readInbox('u2', undefined, 2, NOW);
+    expect(rows).toEqual([
+      { position: 'P2', frame: frame('P2') },
+      { position: 'P3', frame: frame('P3') },
+    ]);
+    expect(more).toBe(true);
+    expect(ddb.commandCalls(QueryCommand)[0]!.args[0].input).toMatchObject({
+      TableName: TABLE,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': 'inbox#u2' },
+      ExclusiveStartKey: undefined,
+      Limit: 3,
+      ConsistentRead: true,
+    });
+  });
+
+  it('follows pages from the after position until max + 1 rows or the end, and reports no more at the end', async () => {
+    ddb
+      .on(QueryCommand)
+      .resolvesOnce({ Items: [inboxItem('P1', NOW_S - 10), inboxItem('P2', NOW_S + 10)], LastEvaluatedKey: { pk: 'inbox#u2', sk: 'P2' } })
+      .resolvesOnce({ Items: [inboxItem('P3', NOW_S + 10)] });
+
+    const { rows, more } = await store().readInbox('u2', 'P0', 5, NOW);
+
+    expect(rows.map((r) => r.position)).toEqual(['P2', 'P3']);
+    expect(more).toBe(false);
+    const inputs = ddb.commandCalls(QueryCommand).map((c) => c.args[0].input);
+    expect(inputs.map((i) => [i.ExclusiveStartKey, i.Limit])).toEqual([
+      [{ pk: 'inbox#u2', sk: 'P0' }, 6],
+      [{ pk: 'inbox#u2', sk: 'P2' }, 5],
+    ]);
+  });
+
+  it('round-trips a body DynamoDB numbers could not hold (frames are stored as JSON text)', async () => {
+    ddb.on(QueryCommand).resolves({ Items: [inboxItem('P1', NOW_S + 10)] });
+    const { rows } = await store().readInbox('u2', undefined, 10, NOW);
+    expect((rows[0]!.frame.body as { big: number }).big).toBe(1e308);
+  });
+});
+
+describe('DynamoMessageStore.putInboxRows', () => {
+  it('writes 60 rows in 3 BatchWrite calls of at most 25', async () => {
+    ddb.on(BatchWriteCommand).resolves({});
+    const users = Array.from({ length: 60 }, (_, i) => `u${i}`);
+    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100);
+
+    const batches = ddb.commandCalls(BatchWriteCommand).map((c) => c.args[0].input.RequestItems![TABLE]!);
+    expect(batches.map((b) => b.length)).toEqual([25, 25, 10]);
+    const items = batches.flat().map((r) => r.PutRequest!.Item!);
+    expect(items.map((i) => i.pk)).toEqual(users.map((u) => `inbox#${u}`));
+    expect(items[0]).toEqual({ pk: 'inbox#u0', sk: 'POS', msgId: MSG_ID, frame: JSON.stringify(frame(MSG_ID)), expiresAt: NOW_S + 100 });
+  });
+
+  it('re-sends UnprocessedItems until they are written', async () => {
+    const users = ['a', 'b', 'c'];
+    const leftOver = { PutRequest: { Item: { pk: 'inbox#b', sk: 'POS', msgId: MSG_ID, frame: JSON.stringify(frame(MSG_ID)), expiresAt: NOW_S + 100 } } };
+    ddb
+      .on(BatchWriteCommand)
+      .resolvesOnce({ UnprocessedItems: { [TABLE]: [leftOver] } })
+      .resolvesOnce({});
+
+    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100);
+
+    const batches = ddb.commandCalls(BatchWriteCommand).map((c) => c.args[0].input.RequestItems![TABLE]!);
+    expect(batches.map((b) => b.length)).toEqual([3, 1]);
+    expect(batches[1]).toEqual([leftOver]);
+  });
+});

@@ -1,0 +1,212 @@
+import { decodeTime, encodeTime, monotonicFactory, ulid } from 'ulid';
+import { GatewayError } from '../../../lambdas/domain/errors';
+import type { MessageFrame } from '../../../lambdas/domain/frames';
+import { cursorOf, isMsgId, startPositionOf } from '../../../lambdas/domain/inbox-position';
+import { syncInbox, type SyncDeps } from '../../../lambdas/domain/inbox-sync';
+import { persistMessage, type PersistDeps } from '../../../lambdas/domain/persist-message';
+import {
+  fakeDeliveryDeps,
+  FakeConnectionRegistry,
+  FakeConnectionSender,
+  FakeGroupDirectory,
+  FakeMessageStore,
+  ManualClock,
+} from '../../support/fakes';
+
+const T0 = Date.UTC(2026, 0, 1, 12);
+const OVERLAP = 30_000;
+
+describe('startPositionOf', () => {
+  it('starts from the oldest row without after', () => {
+    expect(startPositionOf(undefined, OVERLAP)).toBeUndefined();
+  });
+
+  it('starts a msgId at the first position of the millisecond time(msgId) - overlap', () => {
+    const msgId = ulid(T0 + 123_456);
+    const start = startPositionOf(msgId, OVERLAP)!;
+    expect(start).toHaveLength(26);
+    expect(decodeTime(start)).toBe(T0 + 123_456 - OVERLAP);
+    expect(start).toBe(encodeTime(T0 + 123_456 - OVERLAP) + '0'.repeat(16));
+    // Every position minted in that millisecond or later sorts after it.
+    expect(ulid(T0 + 123_456 - OVERLAP) > start).toBe(true);
+    expect(ulid(T0 + 123_456 - OVERLAP - 1) < start).toBe(true);
+  });
+
+  it('never goes below time 0', () => {
+    expect(decodeTime(startPositionOf(ulid(1000), OVERLAP)!)).toBe(0);
+  });
+
+  it('takes a next cursor as the exact position', () => {
+    const position = ulid(T0);
+    expect(startPositionOf(cursorOf(position), OVERLAP)).toBe(position);
+  });
+
+  it.each([['garbage'], ['c.garbage'], ['c.'], [ulid(T0) + 'X']])('refuses after = %p with bad_request', (after) => {
+    expect(() => startPositionOf(after, OVERLAP)).toThrow(GatewayError);
+    expect(() => startPositionOf(after, OVERLAP)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+  });
+
+  it('recognises msgIds', () => {
+    expect(isMsgId(ulid(T0))).toBe(true);
+    expect(isMsgId('not-a-ulid-but-26-chars!!!')).toBe(false);
+  });
+});
+
+function frame(msgId: string, body: unknown = 'x'): MessageFrame {
+  return { type: 'message', msgId, from: 'u1', to: { user: 'u2' }, body, ts: decodeTime(msgId) };
+}
+
+function syncSetup(maxReplyBytes = 120 * 1024) {
+  const clock = new ManualClock(T0);
+  const messages = new FakeMessageStore();
+  const deps: SyncDeps = { messages, clock, overlapMs: OVERLAP, maxReplyBytes };
+  const nextPosition = monotonicFactory();
+  /** Stores a frame in u2's inbox at a fresh position, `atMs` on the clock. */
+  const store = async (f: MessageFrame, atMs: number, expiresAt = Math.floor(atMs / 1000) + 86_400) => {
+    clock.set(atMs);
+    const position = nextPosition(atMs);
+    await messages.putInboxRows(['u2'], position, f, expiresAt);
+    return position;
+  };
+  return { clock, messages, deps, store };
+}
+
+describe('syncInbox', () => {
+  it('returns the whole inbox in position order without after, next null when caught up', async () => {
+    const { deps, store } = syncSetup();
+    const ids = [ulid(T0), ulid(T0 + 1), ulid(T0 + 2)];
+    for (const [i, id] of ids.entries()) await store(frame(id), T0 + 10 + i);
+    const reply = await syncInbox(deps, 'u2', { action: 'sync' });
+    expect(reply.messages.map((m) => m.msgId)).toEqual(ids);
+    expect(reply.next).toBeNull();
+    await expect(syncInbox(deps, 'u9', { action: 'sync' })).resolves.toEqual({ messages: [], next: null });
+  });
+
+  it('pages with limit: next until exhausted, pages concatenate to the inbox without duplicates', async () => {
+    const { deps, store, messages } = syncSetup();
+    const ids = Array.from({ length: 23 }, (_, i) => ulid(T0 + i));
+    for (const [i, id] of ids.entries()) await store(frame(id), T0 + 100 + i);
+
+    const seen: string[] = [];
+    const nexts: Array<string | null> = [];
+    let after: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const reply = await syncInbox(deps, 'u2', { action: 'sync', after, limit: 5 });
+      expect(reply.messages.length).toBeLessThanOrEqual(5);
+      seen.push(...reply.messages.map((m) => m.msgId));
+      nexts.push(reply.next);
+      if (!reply.next) break;
+      after = reply.next;
+    }
+    expect(nexts).toHaveLength(5);
+    expect(nexts.slice(0, 4).every((n) => typeof n === 'string' && n.startsWith('c.'))).toBe(true);
+    expect(nexts[4]).toBeNull();
+    expect(seen).toEqual(ids);
+    expect(seen).toEqual(messages.inboxOf('u2').map((r) => r.frame.msgId));
+  });
+
+  it('gives next = null when the last page is exactly full and nothing more exists', async () => {
+    const { deps, store } = syncSetup();
+    for (let i = 0; i < 4; i++) await store(frame(ulid(T0 + i)), T0 + 100 + i);
+    const first = await syncInbox(deps, 'u2', { action: 'sync', limit: 2 });
+    const second = await syncInbox(deps, 'u2', { action: 'sync', limit: 2, after: first.next! });
+    expect(second.messages).toHaveLength(2);
+    expect(second.next).toBeNull();
+  });
+
+  it('splits pages at maxReplyBytes even below limit, and the pages still cover everything once', async () => {
+    const body = 'b'.repeat(1000);
+    const oneFrame = Buffer.byteLength(JSON.stringify(frame(ulid(T0), body))) + 1;
+    const { deps, store } = syncSetup(oneFrame * 3 + 10); // room for three frames, not four
+    const ids = Array.from({ length: 7 }, (_, i) => ulid(T0 + i));
+    for (const [i, id] of ids.entries()) await store(frame(id, body), T0 + 100 + i);
+
+    const pages: string[][] = [];
+    let after: string | undefined;
+    for (let n = 0; n < 10; n++) {
+      const reply = await syncInbox(deps, 'u2', { action: 'sync', after, limit: 100 });
+      pages.push(reply.messages.map((m) => m.msgId));
+      if (!reply.next) break;
+      after = reply.next;
+    }
+    expect(pages.map((p) => p.length)).toEqual([3, 3, 1]);
+    expect(pages.flat()).toEqual(ids);
+  });
+
+  it('returns a single frame bigger than maxReplyBytes rather than an empty page', async () => {
+    const { deps, store } = syncSetup(100);
+    await store(frame(ulid(T0), 'x'.repeat(500)), T0 + 1);
+    await store(frame(ulid(T0 + 1), 'y'.repeat(500)), T0 + 2);
+    const first = await syncInbox(deps, 'u2', { action: 'sync' });
+    expect(first.messages).toHaveLength(1);
+    expect(first.next).not.toBeNull();
+    const second = await syncInbox(deps, 'u2', { action: 'sync', after: first.next! });
+    expect(second.messages).toHaveLength(1);
+    expect(second.next).toBeNull();
+  });
+
+  it('refuses a garbage after with bad_request', async () => {
+    const { deps } = syncSetup();
+    await expect(syncInbox(deps, 'u2', { action: 'sync', after: 'nope' })).rejects.toMatchObject({ code: 'bad_request' });
+  });
+
+  it('answers after = msgId from time(msgId) - overlap', async () => {
+    const { deps, store } = syncSetup();
+    const early = ulid(T0);
+    const mid = ulid(T0 + 60_000);
+    const late = ulid(T0 + 80_000);
+    await store(frame(early), T0 + 10); // stored long before time(late) - overlap
+    await store(frame(mid), T0 + 60_010); // stored within the overlap before `late`
+    await store(frame(late), T0 + 80_010);
+    const reply = await syncInbox(deps, 'u2', { action: 'sync', after: late });
+    expect(reply.messages.map((m) => m.msgId)).toEqual([mid, late]);
+  });
+
+  it('never returns expired rows', async () => {
+    const { deps, store, clock } = syncSetup();
+    const gone = ulid(T0);
+    const kept = ulid(T0 + 1);
+    await store(frame(gone), T0 + 10, Math.floor(T0 / 1000) + 60);
+    await store(frame(kept), T0 + 20, Math.floor(T0 / 1000) + 3600);
+    clock.set(T0 + 61_000);
+    expect((await syncInbox(deps, 'u2', { action: 'sync' })).messages.map((m) => m.msgId)).toEqual([kept]);
+    expect((await syncInbox(deps, 'u2', { action: 'sync', after: kept })).messages.map((m) => m.msgId)).toEqual([kept]);
+  });
+});
+
+describe('the sync guarantee: a message stored late is never missed', () => {
+  it('returns A (older msgId, stored after B) to a client resuming after B', async () => {
+    const clock = new ManualClock(T0);
+    const messages = new FakeMessageStore();
+    const registry = new FakeConnectionRegistry();
+    const nextPosition = monotonicFactory();
+    const persist: PersistDeps = {
+      messages,
+      groups: new FakeGroupDirectory(),
+      registry,
+      delivery: fakeDeliveryDeps(new FakeConnectionSender(), registry),
+      clock,
+      newPosition: () => nextPosition(clock.nowMs()),
+      inboxTtlSeconds: 86_400,
+    };
+    const sync: SyncDeps = { messages, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
+    // A is sent (and acked) first, by u3; B a second later, by u1. Both to u2, different conversations.
+    const a = { msgId: ulid(T0), from: 'u3', fromDevice: 'd', fromConnection: 'c3', to: { user: 'u2' }, body: 'A', ts: T0 };
+    const b = { msgId: ulid(T0 + 1000), from: 'u1', fromDevice: 'd', fromConnection: 'c1', to: { user: 'u2' }, body: 'B', ts: T0 + 1000 };
+    expect(a.msgId < b.msgId).toBe(true);
+
+    clock.set(T0 + 1500);
+    await persistMessage(persist, b, 1); // B's conversation is stored first
+    clock.set(T0 + 1600);
+    const first = await syncInbox(sync, 'u2', { action: 'sync' });
+    expect(first.messages.map((m) => m.msgId)).toEqual([b.msgId]);
+
+    clock.set(T0 + 20_000);
+    await persistMessage(persist, a, 1); // A's conversation is stored late
+
+    const resumed = await syncInbox(sync, 'u2', { action: 'sync', after: b.msgId });
+    expect(resumed.messages.map((m) => m.msgId)).toContain(a.msgId);
+    // Inbox order is storage order, not msgId order.
+    expect(messages.inboxOf('u2').map((r) => r.frame.msgId)).toEqual([b.msgId, a.msgId]);
+  });
+});
