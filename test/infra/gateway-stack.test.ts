@@ -1,0 +1,525 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import {
+  env as envNames,
+  functions,
+  httpRoutes,
+  queues,
+  tables,
+  websocket,
+  type FunctionDeclaration,
+  type FunctionId,
+  type IndexDeclaration,
+  type TableDeclaration,
+  type QueueId,
+  type TableId,
+} from '../../lib/gateway-declaration';
+import { actionsOf, logicalIdOf, resourcesOf, statementsOfRole, synthGateway, type Statement } from './fixture';
+
+const { stack, template } = synthGateway();
+/** The same stack with every optional knob turned (built once, used by several tests). */
+const tuned = synthGateway({
+  webSocketRateLimit: 50,
+  webSocketBurstLimit: 80,
+  configureApiGatewayAccountLogging: false,
+  connectionIdleTtlSeconds: 900,
+  inboxTtlDays: 7,
+});
+
+const functionIds = Object.keys(functions) as FunctionId[];
+const tableIds = Object.keys(tables) as TableId[];
+const queueIds = Object.keys(queues) as QueueId[];
+const decl = (id: FunctionId): FunctionDeclaration => functions[id];
+
+const fnLogicalId = (id: FunctionId) => logicalIdOf(stack.functions[id].function);
+const roleLogicalId = (id: FunctionId) => logicalIdOf(stack.functions[id].role);
+const tableLogicalId = (id: TableId) => logicalIdOf(stack.tables.tables[id]);
+const queueLogicalId = (id: QueueId) => logicalIdOf(stack.queues.queues[id]);
+const apiLogicalId = () => logicalIdOf(stack.webSocket.api);
+const statements = (id: FunctionId) => statementsOfRole(template, roleLogicalId(id));
+const fnProps = (id: FunctionId) => template.toJSON().Resources[fnLogicalId(id)].Properties;
+
+/** Does this resource value (possibly an intrinsic) refer to the resource with this logical id? */
+const mentions = (value: unknown, logicalId: string) => JSON.stringify(value).includes(`"${logicalId}"`);
+const statementsOn = (id: FunctionId, logicalId: string) =>
+  statements(id).filter((s) => resourcesOf(s).some((r) => mentions(r, logicalId)));
+const allActions = (ss: Statement[]) => ss.flatMap(actionsOf);
+
+const DYNAMO_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+
+function routeResource(routeKey: string) {
+  const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
+  const entries = Object.entries(routes);
+  expect(entries).toHaveLength(1);
+  const [logicalId, resource] = entries[0]!;
+  return { logicalId, props: resource.Properties };
+}
+
+describe('WebSocket API', () => {
+  test('route selection comes from the declaration', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 2); // WebSocket + HTTP
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'WEBSOCKET',
+      RouteSelectionExpression: websocket.routeSelectionExpression,
+    });
+  });
+
+  test('one route per declared route key, and no other', () => {
+    const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+    expect(keys.sort()).toEqual(websocket.routes.map((r) => r.routeKey).sort());
+  });
+
+  test('the authorizer reads the token query parameter and runs the declared function', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      IdentitySource: [websocket.authorizer.identitySource],
+      AuthorizerUri: Match.objectLike({
+        'Fn::Join': ['', Match.arrayWith([{ 'Fn::GetAtt': [fnLogicalId(websocket.authorizer.function), 'Arn'] }])],
+      }),
+    });
+    expect(websocket.authorizer.identitySource).toBe('route.request.querystring.token');
+  });
+
+  test('$connect, and only $connect, is behind the authorizer', () => {
+    const [authorizerId] = Object.keys(template.findResources('AWS::ApiGatewayV2::Authorizer'));
+    for (const route of websocket.routes) {
+      const { props } = routeResource(route.routeKey);
+      if (route.routeKey === '$connect') {
+        expect(props.AuthorizationType).toBe('CUSTOM');
+        expect(props.AuthorizerId).toEqual({ Ref: authorizerId });
+      } else {
+        expect(props.AuthorizationType).toBe('NONE');
+        expect(props.AuthorizerId).toBeUndefined();
+      }
+    }
+  });
+
+  test.each(websocket.routes.map((r) => [r.routeKey, r] as const))('route %s integrates the declared function', (_key, route) => {
+    const { props } = routeResource(route.routeKey);
+    const integrationId = (props.Target['Fn::Join'][1] as unknown[]).find((p) => typeof p === 'object') as { Ref: string };
+    const integration = template.toJSON().Resources[integrationId.Ref];
+    expect(integration.Type).toBe('AWS::ApiGatewayV2::Integration');
+    expect(integration.Properties.IntegrationType).toBe('AWS_PROXY');
+    expect(mentions(integration.Properties.IntegrationUri, fnLogicalId(route.function))).toBe(true);
+  });
+
+  test('two-way routes have a route response, one-way routes none', () => {
+    const responses = Object.values(template.findResources('AWS::ApiGatewayV2::RouteResponse'));
+    for (const route of websocket.routes) {
+      const { logicalId, props } = routeResource(route.routeKey);
+      const own = responses.filter((r) => r.Properties.RouteId?.Ref === logicalId);
+      if (route.returnResponse) {
+        expect(own).toHaveLength(1);
+        expect(own[0]!.Properties.RouteResponseKey).toBe('$default');
+        expect(props.RouteResponseSelectionExpression).toBe('$default');
+      } else {
+        expect(own).toHaveLength(0);
+        expect(props.RouteResponseSelectionExpression).toBeUndefined();
+      }
+    }
+  });
+
+  test('API Gateway may invoke each route function and the authorizer', () => {
+    const invoked = new Set([...websocket.routes.map((r) => r.function), websocket.authorizer.function]);
+    for (const id of invoked) {
+      template.hasResourceProperties('AWS::Lambda::Permission', {
+        Action: 'lambda:InvokeFunction',
+        Principal: 'apigateway.amazonaws.com',
+        FunctionName: { 'Fn::GetAtt': [fnLogicalId(id), 'Arn'] },
+      });
+    }
+  });
+
+  test('the stage is named from the declaration, auto-deploys, is throttled and writes JSON access logs', () => {
+    const stage = template.toJSON().Resources[logicalIdOf(stack.webSocket.stage)];
+    expect(stage.Properties).toMatchObject({
+      StageName: websocket.stageName,
+      AutoDeploy: true,
+      ApiId: { Ref: apiLogicalId() },
+      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      AccessLogSettings: { DestinationArn: { 'Fn::GetAtt': [logicalIdOf(stack.webSocket.accessLogGroup), 'Arn'] } },
+    });
+    const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      connectionId: '$context.connectionId',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      ip: '$context.identity.sourceIp',
+      requestTime: '$context.requestTime',
+      eventType: '$context.eventType',
+      error: '$context.error.message',
+      integrationError: '$context.integrationErrorMessage',
+    });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  test('stage throttling is configurable', () => {
+    tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: websocket.stageName,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 80 },
+    });
+  });
+
+  test('the account CloudWatch role for WebSocket access logs is set before the stage', () => {
+    template.resourceCountIs('AWS::ApiGateway::Account', 1);
+    const stage = template.toJSON().Resources[logicalIdOf(stack.webSocket.stage)];
+    const accountId = Object.keys(template.findResources('AWS::ApiGateway::Account'))[0]!;
+    expect(stage.DependsOn).toContain(accountId);
+    tuned.template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  });
+
+  test('outputs the wss URL and the Management API callback URL of the stage', () => {
+    const joined = (name: string) => JSON.stringify(template.findOutputs(name)[name]!.Value);
+    expect(joined('WebSocketUrl')).toMatch(/^\{"Fn::Join":\["",\["wss:\/\/",\{"Ref":"[^"]+"\},".execute-api."/);
+    expect(joined('WebSocketUrl')).toContain(`"/${websocket.stageName}"`);
+    expect(joined('WebSocketCallbackUrl')).toMatch(/"https:\/\/",\{"Ref":"[^"]+"\},".execute-api."/);
+    expect(joined('WebSocketCallbackUrl')).toContain(`"/${websocket.stageName}"`);
+    expect(mentions(template.findOutputs('WebSocketUrl'), apiLogicalId())).toBe(true);
+  });
+});
+
+describe('HTTP API', () => {
+  test('one HTTP API with a throttled, access-logged, auto-deployed $default stage and no CORS', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP', CorsConfiguration: Match.absent() });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('"requestId":"\\$context.requestId"') },
+    });
+  });
+
+  test('has exactly the declared HTTP routes', () => {
+    const httpApiId = logicalIdOf(stack.http.api);
+    const httpRouteCount = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).filter(
+      (r) => r.Properties.ApiId.Ref === httpApiId,
+    ).length;
+    expect(httpRouteCount).toBe(httpRoutes.length);
+  });
+
+  test('outputs its URL', () => {
+    expect(mentions(template.findOutputs('HttpApiUrl'), logicalIdOf(stack.http.api))).toBe(true);
+  });
+});
+
+describe('DynamoDB tables', () => {
+  test('one table per declared table', () => {
+    template.resourceCountIs('AWS::DynamoDB::Table', tableIds.length);
+  });
+
+  test.each(tableIds)('%s: on demand, PITR, encrypted, retained, keys and TTL as declared', (id) => {
+    const t: TableDeclaration = tables[id];
+    const resource = template.toJSON().Resources[tableLogicalId(id)];
+    expect(resource.DeletionPolicy).toBe('Retain');
+    expect(resource.UpdateReplacePolicy).toBe('Retain');
+    const p = resource.Properties;
+    expect(p.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(p.SSESpecification).toEqual({ SSEEnabled: true });
+    const keySchema: Array<{ AttributeName: string; KeyType: string }> = [{ AttributeName: t.partitionKey.name, KeyType: 'HASH' }];
+    if (t.sortKey) keySchema.push({ AttributeName: t.sortKey.name, KeyType: 'RANGE' });
+    expect(p.KeySchema).toEqual(keySchema);
+    if (t.ttlAttribute) {
+      expect(p.TimeToLiveSpecification).toEqual({ AttributeName: t.ttlAttribute, Enabled: true });
+    } else {
+      expect(p.TimeToLiveSpecification).toBeUndefined();
+    }
+  });
+
+  test.each(tableIds)('%s: the declared GSIs (projection ALL) and no others', (id) => {
+    const p = template.toJSON().Resources[tableLogicalId(id)].Properties;
+    const expected = tables[id].indexes.map((index) => ({
+      IndexName: index.indexName,
+      KeySchema: [
+        { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
+        ...('sortKey' in index && index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    }));
+    expect(p.GlobalSecondaryIndexes ?? []).toEqual(expected);
+    const attributes = new Map((p.AttributeDefinitions as Array<{ AttributeName: string; AttributeType: string }>).map((a) => [a.AttributeName, a.AttributeType]));
+    for (const index of tables[id].indexes as readonly IndexDeclaration[]) {
+      expect(attributes.get(index.partitionKey.name)).toBe(index.partitionKey.type);
+      if (index.sortKey) expect(attributes.get(index.sortKey.name)).toBe(index.sortKey.type);
+    }
+  });
+
+  test('connections has the byUser index on userId / connectedAt', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'connectionId', KeyType: 'HASH' }],
+      TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: 'byUser',
+          KeySchema: [
+            { AttributeName: 'userId', KeyType: 'HASH' },
+            { AttributeName: 'connectedAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ],
+      AttributeDefinitions: Match.arrayWith([{ AttributeName: 'connectedAt', AttributeType: 'N' }]),
+    });
+  });
+});
+
+describe('SQS queues', () => {
+  test('one queue and one dead-letter queue per declared queue', () => {
+    template.resourceCountIs('AWS::SQS::Queue', queueIds.length * 2);
+  });
+
+  test.each(queueIds)('%s: FIFO high throughput, SSE, timeouts as declared, redrive to its DLQ', (id) => {
+    const q = queues[id];
+    const p = template.toJSON().Resources[queueLogicalId(id)].Properties;
+    const dlqId = logicalIdOf(stack.queues.deadLetterQueues[id]);
+    expect(p).toMatchObject({
+      SqsManagedSseEnabled: true,
+      VisibilityTimeout: q.visibilityTimeoutSeconds,
+      MessageRetentionPeriod: q.retentionDays * 86_400,
+      RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] }, maxReceiveCount: q.maxReceiveCount },
+    });
+    if (q.fifo) {
+      expect(p).toMatchObject({
+        FifoQueue: true,
+        ContentBasedDeduplication: false,
+        DeduplicationScope: 'messageGroup',
+        FifoThroughputLimit: 'perMessageGroupId',
+      });
+    }
+    const dlq = template.toJSON().Resources[dlqId].Properties;
+    expect(dlq).toEqual({
+      ...(q.fifo ? { FifoQueue: true } : {}),
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 86_400,
+    });
+  });
+
+  test('uplink is FIFO and moves a message to its DLQ after 5 receives', () => {
+    expect(queues.uplink.fifo).toBe(true);
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      RedrivePolicy: { maxReceiveCount: 5, deadLetterTargetArn: Match.anyValue() },
+    });
+  });
+
+  test.each(queueIds)('%s and its DLQ refuse requests without TLS', (id) => {
+    for (const queue of [stack.queues.queues[id], stack.queues.deadLetterQueues[id]]) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: logicalIdOf(queue) }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Deny',
+              Action: 'sqs:*',
+              Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            }),
+          ]),
+        },
+      });
+    }
+  });
+});
+
+describe('Lambda functions', () => {
+  test('one function per declared function', () => {
+    template.resourceCountIs('AWS::Lambda::Function', functionIds.length);
+  });
+
+  test.each(functionIds)('%s: nodejs22.x, arm64, active tracing, declared timeout and memory', (id) => {
+    expect(fnProps(id)).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      TracingConfig: { Mode: 'Active' },
+      Handler: 'index.handler',
+      Timeout: decl(id).timeoutSeconds,
+      MemorySize: decl(id).memoryMb,
+      Role: { 'Fn::GetAtt': [roleLogicalId(id), 'Arn'] },
+    });
+  });
+
+  test.each(functionIds)('%s: logs to its own log group with one month retention', (id) => {
+    const logGroupId = logicalIdOf(stack.functions[id].logGroup);
+    expect(fnProps(id).LoggingConfig).toEqual({ LogGroup: { Ref: logGroupId } });
+    const logGroup = template.toJSON().Resources[logGroupId];
+    expect(logGroup.Properties.RetentionInDays).toBe(30);
+    expect(logGroup.DeletionPolicy).toBe('Retain');
+  });
+
+  test.each(functionIds)('%s: environment has exactly what its declaration uses', (id) => {
+    const d = decl(id);
+    const expected = new Set<string>(['POWERTOOLS_SERVICE_NAME', 'NODE_OPTIONS']);
+    for (const t of Object.keys(d.tables ?? {}) as TableId[]) expected.add(tables[t].envVar);
+    for (const q of Object.keys(d.queues ?? {}) as QueueId[]) expected.add(queues[q].envVar);
+    if (d.manageConnections) expected.add(envNames.managementEndpoint);
+    if (d.jwtSecret) expected.add(envNames.jwtSecretArn);
+    const variables = fnProps(id).Environment.Variables as Record<string, unknown>;
+    expect(new Set(Object.keys(variables))).toEqual(expected);
+    expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wxgate');
+    expect(variables.NODE_OPTIONS).toBe('--enable-source-maps');
+    for (const t of Object.keys(d.tables ?? {}) as TableId[]) expect(variables[tables[t].envVar]).toEqual({ Ref: tableLogicalId(t) });
+    for (const q of Object.keys(d.queues ?? {}) as QueueId[]) expect(variables[queues[q].envVar]).toEqual({ Ref: queueLogicalId(q) });
+    if (d.jwtSecret) expect(variables[envNames.jwtSecretArn]).toEqual({ Ref: logicalIdOf(stack.clientTokenSecret) });
+    if (d.manageConnections) {
+      const endpoint = JSON.stringify(variables[envNames.managementEndpoint]);
+      expect(endpoint).toMatch(/^\{"Fn::Join":\["",\["https:\/\/",\{"Ref":"[^"]+"\},".execute-api.",\{"Ref":"AWS::Region"\}/);
+      expect(endpoint).toContain(`"/${websocket.stageName}"`);
+      expect(mentions(variables[envNames.managementEndpoint], apiLogicalId())).toBe(true);
+    }
+  });
+
+  test('the local-only secret value variable is never set in AWS', () => {
+    for (const id of functionIds) expect(fnProps(id).Environment.Variables[envNames.jwtSecretValue]).toBeUndefined();
+  });
+
+  test('TTL tuning variables are set only when given, and only where the table is used', () => {
+    const vars = (id: FunctionId) =>
+      tuned.template.toJSON().Resources[logicalIdOf(tuned.stack.functions[id].function)].Properties.Environment.Variables;
+    for (const id of functionIds) {
+      const d = decl(id);
+      expect(vars(id)[envNames.connectionIdleTtlSeconds]).toBe(d.tables && 'connections' in d.tables ? '900' : undefined);
+      expect(vars(id)[envNames.inboxTtlDays]).toBe(d.tables && 'messages' in d.tables ? '7' : undefined);
+    }
+  });
+
+  test('the uplink consumer has an SQS event source mapping with partial batch failures', () => {
+    for (const id of queueIds) {
+      const consumer = queues[id].consumer;
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [queueLogicalId(id), 'Arn'] },
+        FunctionName: { Ref: fnLogicalId(consumer.function as FunctionId) },
+        BatchSize: consumer.batchSize,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
+    }
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', queueIds.length);
+  });
+});
+
+describe('least privilege', () => {
+  test.each(functionIds)('%s: role is for Lambda only, with no managed policies', (id) => {
+    const role = template.toJSON().Resources[roleLogicalId(id)].Properties;
+    expect(role.ManagedPolicyArns).toBeUndefined();
+    expect(role.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+  });
+
+  test.each(functionIds)('%s: Resource "*" only for the X-Ray write actions', (id) => {
+    for (const s of statements(id)) {
+      if (resourcesOf(s).includes('*')) expect(actionsOf(s).sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+      for (const action of actionsOf(s)) expect(action).not.toContain('*');
+    }
+  });
+
+  test.each(functionIds)('%s: writes logs only to its own log group', (id) => {
+    const logStatements = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
+    expect(logStatements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        Resource: { 'Fn::GetAtt': [logicalIdOf(stack.functions[id].logGroup), 'Arn'] },
+      },
+    ]);
+  });
+
+  test.each(functionIds)('%s: DynamoDB access only to declared tables, writes only where readWrite', (id) => {
+    const declared = (decl(id).tables ?? {}) as Partial<Record<TableId, string>>;
+    const dynamoStatements = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    for (const s of dynamoStatements) {
+      const touched = tableIds.filter((t) => resourcesOf(s).some((r) => mentions(r, tableLogicalId(t))));
+      expect(touched.length).toBeGreaterThan(0);
+      for (const t of touched) expect(declared[t]).toBeDefined();
+    }
+    for (const t of tableIds) {
+      const actions = allActions(statementsOn(id, tableLogicalId(t)));
+      if (declared[t] === undefined) {
+        expect(actions).toEqual([]);
+      } else {
+        expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query']));
+        const writes = actions.filter((a) => DYNAMO_WRITE.includes(a));
+        if (declared[t] === 'readWrite') expect(writes.sort()).toEqual([...DYNAMO_WRITE].sort());
+        else expect(writes).toEqual([]);
+      }
+    }
+  });
+
+  test.each(functionIds)('%s: SQS send only where declared, receive only for the queue consumer', (id) => {
+    const sqsActions = allActions(statements(id)).filter((a) => a.startsWith('sqs:'));
+    for (const q of queueIds) {
+      const onQueue = allActions(statementsOn(id, queueLogicalId(q)));
+      const sends = (decl(id).queues as Partial<Record<QueueId, string>> | undefined)?.[q] === 'send';
+      const consumes = queues[q].consumer.function === id;
+      expect(onQueue.includes('sqs:SendMessage')).toBe(sends);
+      expect(onQueue.includes('sqs:ReceiveMessage')).toBe(consumes);
+      expect(onQueue.includes('sqs:DeleteMessage')).toBe(consumes);
+    }
+    if (!decl(id).queues && !queueIds.some((q) => queues[q].consumer.function === id)) expect(sqsActions).toEqual([]);
+    // Nobody may touch a dead-letter queue.
+    for (const q of queueIds) expect(statementsOn(id, logicalIdOf(stack.queues.deadLetterQueues[q]))).toEqual([]);
+  });
+
+  test.each(functionIds)('%s: ManageConnections only if declared, on this stage\'s @connections/* only', (id) => {
+    const manage = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('execute-api:')));
+    if (!decl(id).manageConnections) {
+      expect(manage).toEqual([]);
+      return;
+    }
+    expect(manage).toHaveLength(1);
+    expect(actionsOf(manage[0]!)).toEqual(['execute-api:ManageConnections']);
+    const resources = resourcesOf(manage[0]!);
+    expect(resources).toHaveLength(1);
+    const parts = (resources[0] as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    expect(parts).toContainEqual({ Ref: apiLogicalId() });
+    expect(parts[parts.length - 1]).toBe(`/${websocket.stageName}/*/@connections/*`);
+  });
+
+  test.each(functionIds)('%s: reads the client-token secret only if declared', (id) => {
+    const secretActions = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
+    if (!decl(id).jwtSecret) {
+      expect(secretActions).toEqual([]);
+      return;
+    }
+    expect(secretActions).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        Resource: { Ref: logicalIdOf(stack.clientTokenSecret) },
+      },
+    ]);
+  });
+
+  test('the authorizer has no DynamoDB or SQS access and reads only the secret', () => {
+    const actions = allActions(statements('wsAuthorizer'));
+    expect(actions.filter((a) => a.startsWith('dynamodb:') || a.startsWith('sqs:') || a.startsWith('execute-api:'))).toEqual([]);
+    expect(actions.filter((a) => a.startsWith('secretsmanager:')).sort()).toEqual([
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:GetSecretValue',
+    ]);
+  });
+
+  test('wsSync only reads the messages table and sends nothing', () => {
+    const actions = allActions(statements('wsSync'));
+    expect(actions).not.toContain('sqs:SendMessage');
+    expect(actions.filter((a) => DYNAMO_WRITE.includes(a))).toEqual([]);
+    expect(allActions(statementsOn('wsSync', tableLogicalId('messages')))).toContain('dynamodb:Query');
+    expect(statementsOn('wsSync', tableLogicalId('connections'))).toEqual([]);
+  });
+
+  test('wsSend may send to the uplink queue', () => {
+    expect(allActions(statementsOn('wsSend', queueLogicalId('uplink')))).toEqual(
+      expect.arrayContaining(['sqs:SendMessage', 'sqs:GetQueueAttributes']),
+    );
+  });
+});
+
+describe('client-token secret', () => {
+  test('64 generated characters without punctuation, retained, ARN output', () => {
+    const secret = template.toJSON().Resources[logicalIdOf(stack.clientTokenSecret)];
+    expect(secret.Properties.GenerateSecretString).toEqual({ PasswordLength: 64, ExcludePunctuation: true });
+    expect(secret.DeletionPolicy).toBe('Retain');
+    expect(template.findOutputs('ClientTokenSecretArn').ClientTokenSecretArn!.Value).toEqual({
+      Ref: logicalIdOf(stack.clientTokenSecret),
+    });
+  });
+});
