@@ -1,0 +1,198 @@
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { queues, type QueueDeclaration, type QueueId, type TableId } from '../lib/gateway-declaration';
+import { startDynamoEngine, type DynamoEngine } from './dynamodb-engine';
+import { applyHandlerEnvironment, handlerEnvironment } from './handler-environment';
+import { LocalHttpServer } from './http-server';
+import { checkJava } from './java-check';
+import { LambdaInvoker, type FunctionOverrides } from './lambda-invoker';
+import { ensurePortFree, listen } from './ports';
+import { QueuePoller } from './queue-poller';
+import { sleep } from './sleep';
+import { queueName, startSqsEngine, type SqsEngine } from './sqs-engine';
+import { TtlSweeper } from './ttl-sweeper';
+import { LocalWebSocketServer } from './websocket-server';
+
+/**
+ * Local mode (PROTOCOL.md §1): DynamoDB Local and an SQS emulator with the declared tables and
+ * queues, the declared handlers run in this process behind an API Gateway WebSocket API
+ * emulation (with the Management API on the same port), an HTTP API emulation, one poller per
+ * consumed queue (the event source mappings) and a TTL sweeper.
+ *
+ * Handlers read their configuration from process.env, which is process-wide: run one gateway
+ * per process (jest runs each test file in its own module registry, but env is shared).
+ */
+export interface LocalGatewayOptions {
+  /** Default 3000 (WXGATE_HTTP_PORT); 0 = ephemeral. */
+  httpPort?: number;
+  /** Default 3001 (WXGATE_WS_PORT); 0 = ephemeral. */
+  wsPort?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 'local-dev-jwt-secret' (WXGATE_JWT_SECRET). */
+  jwtSecret?: string;
+  /** Extra env for the handlers (tests use it for fault injection switches). */
+  handlerEnv?: Record<string, string>;
+  /** Overrides every declared visibility timeout locally (tests use ~2 s); default: the declaration's. */
+  queueVisibilityTimeoutSeconds?: number;
+  /** Idle wait between empty receives, default 200 ms. */
+  pollWaitMs?: number;
+  /** TTL sweeper period, default 30 s. */
+  sweepIntervalMs?: number;
+  /** API Gateway's idle timeout, default 10 min. */
+  idleTimeoutMs?: number;
+  /** API Gateway's maximum connection duration, default 2 h. */
+  maxConnectionMs?: number;
+  /** Default console.log. */
+  logger?: (line: string) => void;
+  /**
+   * Test seam: run other modules (path relative to the repo root, or absolute) instead of some
+   * declared functions' entries. Integration tests use it for fixture consumers; `npm start` never does.
+   */
+  functionOverrides?: FunctionOverrides;
+}
+
+export interface LocalGateway {
+  httpUrl: string;
+  wsUrl: string;
+  managementEndpoint: string;
+  dynamoEndpoint: string;
+  sqsEndpoint: string;
+  tableNames: Record<TableId, string>;
+  queueUrls: Record<QueueId, string>;
+  deadLetterQueueUrls: Record<QueueId, string>;
+  /** One TTL sweep now; resolves with the number of items deleted. */
+  sweepExpired(): Promise<number>;
+  /** Resolves when every consumed queue is empty (visible + in flight) and no handler invocation runs. */
+  drainQueues(timeoutMs?: number): Promise<void>;
+  /** Closes sockets and servers, stops pollers and sweeper, kills Java; idempotent. */
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_HTTP_PORT = 3000;
+export const DEFAULT_WS_PORT = 3001;
+export const DEFAULT_JWT_SECRET = 'local-dev-jwt-secret';
+
+export async function startLocalGateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
+  const log = options.logger ?? ((line: string) => console.log(line));
+  const host = options.host ?? '127.0.0.1';
+  const cleanups: Array<() => Promise<void>> = [];
+  const cleanup = async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn().catch((err: Error) => log(`stop: ${err.message}`));
+  };
+
+  try {
+    await checkJava();
+    const wantedWsPort = options.wsPort ?? DEFAULT_WS_PORT;
+    const wantedHttpPort = options.httpPort ?? DEFAULT_HTTP_PORT;
+    await ensurePortFree(wantedWsPort, host, 'WXGATE_WS_PORT');
+    await ensurePortFree(wantedHttpPort, host, 'WXGATE_HTTP_PORT');
+    const [dynamoResult, sqsResult] = await Promise.allSettled([
+      startDynamoEngine({ logger: log }),
+      startSqsEngine({ logger: log, visibilityTimeoutSeconds: options.queueVisibilityTimeoutSeconds }),
+    ]);
+    if (dynamoResult.status === 'fulfilled') cleanups.push(() => dynamoResult.value.stop());
+    if (sqsResult.status === 'fulfilled') cleanups.push(() => sqsResult.value.stop());
+    if (dynamoResult.status === 'rejected') throw dynamoResult.reason;
+    if (sqsResult.status === 'rejected') throw sqsResult.reason;
+    const dynamo: DynamoEngine = dynamoResult.value;
+    const sqs: SqsEngine = sqsResult.value;
+
+    const invoker = new LambdaInvoker(options.functionOverrides);
+    const ws = new LocalWebSocketServer({ invoker, logger: log, idleTimeoutMs: options.idleTimeoutMs, maxConnectionMs: options.maxConnectionMs });
+    const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
+    cleanups.push(() => ws.stop());
+    const http = new LocalHttpServer({ invoker, logger: log });
+    const httpPort = await listen(http.server, wantedHttpPort, host, 'WXGATE_HTTP_PORT');
+    cleanups.push(() => http.stop());
+
+    const urlHost = host.includes(':') ? `[${host}]` : host;
+    const managementEndpoint = `http://${urlHost}:${wsPort}`;
+    // Before any handler module is imported (the first invocation imports it).
+    applyHandlerEnvironment(
+      handlerEnvironment({
+        dynamoEndpoint: dynamo.endpoint,
+        sqsEndpoint: sqs.endpoint,
+        managementEndpoint,
+        jwtSecret: options.jwtSecret ?? DEFAULT_JWT_SECRET,
+        tableNames: dynamo.tableNames,
+        queueUrls: sqs.queueUrls,
+        extra: options.handlerEnv,
+      }),
+    );
+
+    const pollers: QueuePoller[] = [];
+    for (const [id, queue] of Object.entries(queues) as [QueueId, QueueDeclaration][]) {
+      if (!queue.consumer) continue;
+      const poller = new QueuePoller({
+        sqs: sqs.client,
+        invoker,
+        queueUrl: sqs.queueUrls[id],
+        queueName: queueName(id, queue.fifo),
+        consumer: queue.consumer,
+        logger: log,
+        pollWaitMs: options.pollWaitMs ?? 200,
+      });
+      poller.start();
+      pollers.push(poller);
+    }
+    // Stopped before the WebSocket server: a consumer may still post to open sockets.
+    cleanups.push(async () => {
+      await Promise.all(pollers.map((p) => p.stop()));
+    });
+
+    const sweeper = new TtlSweeper(dynamo.client, dynamo.tableNames, log);
+    sweeper.start(options.sweepIntervalMs ?? 30_000);
+    cleanups.push(() => sweeper.stop());
+
+    const consumed = (Object.entries(queues) as [QueueId, QueueDeclaration][]).filter(([, q]) => q.consumer).map(([id]) => sqs.queueUrls[id]);
+    const drainQueues = async (timeoutMs = 30_000): Promise<void> => {
+      const deadline = Date.now() + timeoutMs;
+      let quietChecks = 0;
+      let last = '';
+      while (quietChecks < 2) {
+        let backlog = 0;
+        const parts: string[] = [];
+        for (const url of consumed) {
+          const attrs = (
+            await sqs.client.send(
+              new GetQueueAttributesCommand({
+                QueueUrl: url,
+                AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+              }),
+            )
+          ).Attributes;
+          const visible = Number(attrs?.ApproximateNumberOfMessages ?? 0);
+          const inFlight = Number(attrs?.ApproximateNumberOfMessagesNotVisible ?? 0);
+          const delayed = Number(attrs?.ApproximateNumberOfMessagesDelayed ?? 0);
+          backlog += visible + inFlight + delayed;
+          parts.push(`${url}: ${visible} visible, ${inFlight} in flight, ${delayed} delayed`);
+        }
+        const busy = invoker.inFlight + pollers.filter((p) => p.processing).length;
+        last = `${parts.join('; ')}; ${invoker.inFlight} invocation(s) running`;
+        quietChecks = backlog === 0 && busy === 0 ? quietChecks + 1 : 0;
+        if (quietChecks >= 2) return;
+        if (Date.now() > deadline) throw new Error(`drainQueues: not drained after ${timeoutMs} ms (${last})`);
+        await sleep(Math.max(50, Math.min(options.pollWaitMs ?? 200, 250)));
+      }
+    };
+
+    let stopping: Promise<void> | undefined;
+    const gateway: LocalGateway = {
+      httpUrl: `http://${urlHost}:${httpPort}`,
+      wsUrl: `ws://${urlHost}:${wsPort}`,
+      managementEndpoint,
+      dynamoEndpoint: dynamo.endpoint,
+      sqsEndpoint: sqs.endpoint,
+      tableNames: dynamo.tableNames,
+      queueUrls: sqs.queueUrls,
+      deadLetterQueueUrls: sqs.deadLetterQueueUrls,
+      sweepExpired: () => sweeper.sweep(),
+      drainQueues,
+      stop: () => (stopping ??= cleanup()),
+    };
+    return gateway;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * The API Gateway Management API (`@connections`), served on the WebSocket port as in AWS's
+ * `https://{apiId}.execute-api.{region}.amazonaws.com/{stage}/@connections/{id}`:
+ *
+ * - `POST /@connections/{id}` (or `/{stage}/@connections/{id}`): the raw body goes to the client
+ *   as one text frame; 200 with an empty body. Over 128 KiB: 413 PayloadTooLargeException.
+ * - `GET`: `{connectedAt, lastActiveAt, identity: {sourceIp, userAgent}}` (ISO times).
+ * - `DELETE`: closes the socket ($disconnect runs), 204.
+ * - Unknown or closed id: 410 with `x-amzn-errortype: GoneException`, which the v3 SDK turns
+ *   into a `GoneException` (without that header it raises `Unknown`).
+ *
+ * SigV4 signatures are not checked. The id is URL-encoded by the SDK (`=` -> `%3D`).
+ */
+export const MAX_POST_BYTES = 128 * 1024;
+
+export interface ManagedConnection {
+  readonly connectionId: string;
+  readonly connectedAt: number;
+  readonly lastActiveAt: number;
+  readonly identity: { sourceIp: string; userAgent: string };
+  /** Sends one text frame; rejects when the socket is no longer open. */
+  send(text: Buffer): Promise<void>;
+  /** Closes the socket from the server side. */
+  close(code: number, reason: string): void;
+}
+
+export interface ConnectionLookup {
+  get(connectionId: string): ManagedConnection | undefined;
+}
+
+const PATH = /^(?:\/[^/]+)?\/@connections\/([^/]+)\/?$/;
+
+function reply(res: ServerResponse, status: number, body?: unknown, errorType?: string): void {
+  const headers: Record<string, string> = { 'x-amzn-requestid': randomUUID() };
+  if (errorType) headers['x-amzn-errortype'] = errorType;
+  if (body === undefined) {
+    res.writeHead(status, { ...headers, 'content-length': '0' }).end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }).end(text);
+}
+
+/** Reads the body; resolves `undefined` (after draining) when it exceeds `limit` bytes. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) tooLarge = true;
+    if (!tooLarge) chunks.push(chunk);
+  }
+  return tooLarge ? undefined : Buffer.concat(chunks);
+}
+
+/** Answers a plain HTTP request on the WebSocket port. */
+export async function handleManagementRequest(req: IncomingMessage, res: ServerResponse, connections: ConnectionLookup): Promise<void> {
+  const path = new URL(req.url ?? '/', 'http://local').pathname;
+  const match = PATH.exec(path);
+  const method = req.method ?? 'GET';
+  if (!match || !['POST', 'GET', 'DELETE'].includes(method)) {
+    req.resume();
+    reply(res, 404, { message: 'Not Found' }, 'NotFoundException');
+    return;
+  }
+  let connectionId: string;
+  try {
+    connectionId = decodeURIComponent(match[1]!);
+  } catch {
+    req.resume();
+    reply(res, 400, { message: 'Invalid connection id' }, 'BadRequestException');
+    return;
+  }
+  const body = method === 'POST' ? await readBody(req, MAX_POST_BYTES) : (req.resume(), Buffer.alloc(0));
+  const connection = connections.get(connectionId);
+  if (!connection) {
+    reply(res, 410, { message: null }, 'GoneException');
+    return;
+  }
+  switch (method) {
+    case 'POST':
+      if (body === undefined) {
+        reply(res, 413, { message: 'Request Too Long' }, 'PayloadTooLargeException');
+        return;
+      }
+      try {
+        await connection.send(body);
+        reply(res, 200);
+      } catch {
+        reply(res, 410, { message: null }, 'GoneException');
+      }
+      return;
+    case 'GET':
+      reply(res, 200, {
+        connectedAt: new Date(connection.connectedAt).toISOString(),
+        lastActiveAt: new Date(connection.lastActiveAt).toISOString(),
+        identity: connection.identity,
+      });
+      return;
+    default:
+      connection.close(1000, 'Connection closed by the server');
+      reply(res, 204);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * `npm start`: local mode (PROTOCOL.md §1). Prints the URLs, a ready client token and an
+ * example signed admin request; Ctrl-C / SIGTERM stops everything (Java included) and exits 0.
+ */
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { httpRoutes } from '../lib/gateway-declaration';
+import { issueClientToken } from '../lambdas/domain/client-token';
+import { JavaMissingError } from './java-check';
+import { DEFAULT_HTTP_PORT, DEFAULT_JWT_SECRET, DEFAULT_WS_PORT, startLocalGateway, type LocalGateway } from './local-gateway';
+import { PortInUseError } from './ports';
+
+const DEFAULT_ADMIN_KEYS = 'local:local-dev-admin-secret';
+
+function portFrom(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    console.error(`${name} must be a port number (0-65535), got "${raw}"`);
+    process.exit(1);
+  }
+  return port;
+}
+
+/** `keyId:secret,keyId2:secret2` -> the first pair (the secret may itself contain ':'). */
+function firstAdminKey(keys: string): { keyId: string; secret: string } | undefined {
+  const first = keys.split(',')[0]?.trim() ?? '';
+  const at = first.indexOf(':');
+  return at > 0 ? { keyId: first.slice(0, at), secret: first.slice(at + 1) } : undefined;
+}
+
+/** PROTOCOL.md §3 signing. */
+export function signAdminRequest(secret: string, method: string, path: string, query: string, timestamp: number, nonce: string, body = ''): string {
+  const bodyHash = createHash('sha256').update(body).digest('hex');
+  return createHmac('sha256', secret).update(`${method}\n${path}\n${query}\n${timestamp}\n${nonce}\n${bodyHash}`).digest('hex');
+}
+
+async function main(): Promise<void> {
+  const httpPort = portFrom('WXGATE_HTTP_PORT', DEFAULT_HTTP_PORT);
+  const wsPort = portFrom('WXGATE_WS_PORT', DEFAULT_WS_PORT);
+  const jwtSecret = process.env.WXGATE_JWT_SECRET || DEFAULT_JWT_SECRET;
+  const adminKeys = process.env.WXGATE_ADMIN_KEYS || DEFAULT_ADMIN_KEYS;
+  const passThrough: Record<string, string> = { WXGATE_ADMIN_KEYS: adminKeys };
+  for (const name of ['WXGATE_WECHAT_ACCOUNTS', 'WXGATE_WECHAT_API_BASE']) if (process.env[name]) passThrough[name] = process.env[name]!;
+
+  let gateway: LocalGateway;
+  try {
+    gateway = await startLocalGateway({ httpPort, wsPort, jwtSecret, handlerEnv: passThrough });
+  } catch (err) {
+    if (err instanceof JavaMissingError || err instanceof PortInUseError) {
+      console.error(`\n${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping local mode...`);
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        console.error(`stop failed: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+
+  const { token, expiresAt } = await issueClientToken({ userId: 'demo-user', deviceId: 'demo-device', ttlSeconds: 24 * 3600 }, jwtSecret);
+  const lines = [
+    '',
+    'wxgate local mode is ready',
+    `  HTTP API        ${gateway.httpUrl}`,
+    `  WebSocket API   ${gateway.wsUrl}`,
+    `  Management API  ${gateway.managementEndpoint}/@connections/{connectionId}`,
+    '',
+    `Client token (sub demo-user, did demo-device, expires ${new Date(expiresAt * 1000).toISOString()}):`,
+    `  ${token}`,
+    'Try it:',
+    `  npx wscat -c '${gateway.wsUrl}/?token=${token}'`,
+    `  > {"action":"ping","id":"p1"}`,
+  ];
+  const admin = firstAdminKey(adminKeys);
+  const hasStats = httpRoutes.some((r) => r.method === 'GET' && r.path === '/v1/stats');
+  if (admin) {
+    const timestamp = Math.floor(Date.now() / 1000);
+    const nonce = randomBytes(12).toString('base64url');
+    const signature = signAdminRequest(admin.secret, 'GET', '/v1/stats', '', timestamp, nonce);
+    lines.push(
+      '',
+      `Signed admin request (valid for 300 s, nonce single use)${hasStats ? '' : ' (admin API: coming with the admin issue)'}:`,
+      `  curl -s ${gateway.httpUrl}/v1/stats -H 'X-Wxgate-Key: ${admin.keyId}' -H 'X-Wxgate-Timestamp: ${timestamp}' -H 'X-Wxgate-Nonce: ${nonce}' -H 'X-Wxgate-Signature: ${signature}'`,
+    );
+  }
+  lines.push('', 'Ctrl-C stops everything.');
+  console.log(lines.join('\n'));
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  process.exit(1);
+});
