@@ -13,7 +13,7 @@ import { batchWriteAll } from './dynamo-paging';
 
 /**
  * The messages table (lib/gateway-declaration.ts `tables.messages`), three kinds of rows:
- *   msg#{msgId}                / "msg"       storing state and position of a message
+ *   msg#{msgId}                / "msg"       storing state and the inbox positions of a message
  *   inbox#{userId}             / {position}  one per audience member; the frame as JSON text
  *   dedup#{userId}#{clientId}  / "dedup"     a client frame id seen within the window
  * Frames are stored as JSON text, not DynamoDB maps: any JSON body round-trips exactly
@@ -63,14 +63,20 @@ export class DynamoMessageStore implements MessageStore {
 
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: messageKey(msgId), ConsistentRead: true }));
-    return Item ? { msgId, position: Item.position as string, state: Item.state as StoredMessageState['state'] } : undefined;
+    if (!Item) return undefined;
+    const positions = [...((Item.positions as Set<string> | undefined) ?? [])].sort();
+    return { msgId, positions, state: Item.state as StoredMessageState['state'] };
   }
 
   async beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void> {
+    // ADD to a string set: the positions of every attempt stay known until the last succeeds.
     await this.client.send(
-      new PutCommand({
+      new UpdateCommand({
         TableName: this.tableName,
-        Item: { ...messageKey(frame.msgId), position, state: 'storing', frame: JSON.stringify(frame), expiresAt },
+        Key: messageKey(frame.msgId),
+        UpdateExpression: 'SET #s = :storing, frame = :f, expiresAt = :e ADD positions :p',
+        ExpressionAttributeNames: { '#s': 'state' },
+        ExpressionAttributeValues: { ':storing': 'storing', ':f': JSON.stringify(frame), ':e': expiresAt, ':p': new Set([position]) },
       }),
     );
   }

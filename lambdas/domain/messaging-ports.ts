@@ -32,8 +32,8 @@ export interface ClientIdClaim {
 
 export interface StoredMessageState {
   msgId: string;
-  /** Inbox position the last storing attempt wrote. */
-  position: string;
+  /** Every inbox position a storing attempt has begun at, oldest first. */
+  positions: string[];
   state: 'storing' | 'stored';
 }
 
@@ -51,7 +51,10 @@ export interface MessageStore {
   markClientIdQueued(userId: string, clientId: string): Promise<void>;
 
   getMessageState(msgId: string): Promise<StoredMessageState | undefined>;
-  /** Records that a storing attempt at `position` has begun (the message row, state `storing`). */
+  /**
+   * Records that a storing attempt at `position` has begun: the message row is `storing` and
+   * `position` joins its positions, before any inbox row is written at it.
+   */
   beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void>;
   putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number): Promise<void>;
   deleteInboxRows(userIds: readonly string[], position: string): Promise<void>;

@@ -12,7 +12,9 @@ import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from '.
  *   1. authorize (only members send to a group) and assign msgId/ts;
  *   2. queue durably (SQS FIFO);
  *   3. ack the sender: from here on the message is never lost (the persister stores it);
- *   4. deliver live to every online device of the recipients and the sender's other devices.
+ *   4. deliver live to every online device of the recipients and the sender's other devices
+ *      that was opened at or before the message's ts; the persister pushes to the ones opened
+ *      later (they may miss this listing, and must not get the message twice).
  * A retry with the same client `id` within the window returns the first msgId; if the first
  * attempt got as far as the queue, nothing is queued or delivered again.
  */
@@ -40,6 +42,9 @@ export interface SendResult {
 export function messageFrameOf(message: QueuedMessage): MessageFrame {
   return { type: 'message', msgId: message.msgId, from: message.from, to: message.to, body: message.body, ts: message.ts };
 }
+
+/** Whether a connection was opened after a message's ts (the persister's to serve, not send's). */
+export const openedAfter = (connection: { connectedAt: number }, ts: number): boolean => connection.connectedAt > ts;
 
 /** Users who get the message: the recipients and the sender (for the sender's other devices). */
 export async function audienceOf(groups: GroupDirectory, from: string, to: Recipient): Promise<string[]> {
@@ -82,7 +87,7 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
   await deps.reply({ type: 'ack', id: frame.id, msgId, ts });
 
   const audience = await audienceOf(deps.groups, caller.userId, to);
-  const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId);
+  const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId || openedAfter(c, ts));
   const delivery = await deliver(deps.delivery, targets, JSON.stringify(messageFrameOf(message)));
   return { msgId, ts, duplicate: false, delivery };
 }

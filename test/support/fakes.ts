@@ -110,11 +110,12 @@ export class FakeMessageStore implements MessageStore {
 
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
     const row = this.messages.get(msgId);
-    return row && { msgId: row.msgId, position: row.position, state: row.state };
+    return row && { msgId: row.msgId, positions: [...row.positions].sort(), state: row.state };
   }
 
   async beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void> {
-    this.messages.set(frame.msgId, { msgId: frame.msgId, position, state: 'storing', frame, expiresAt });
+    const positions = new Set(this.messages.get(frame.msgId)?.positions ?? []).add(position);
+    this.messages.set(frame.msgId, { msgId: frame.msgId, positions: [...positions], state: 'storing', frame, expiresAt });
   }
 
   async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number): Promise<void> {

@@ -177,6 +177,18 @@ describe('sendMessage retries (same client id)', () => {
     expect(uplink.enqueued).toHaveLength(2);
   });
 
+  it('leaves connections opened after the message ts to the persister', async () => {
+    const { registry, sender, caller, depsFor } = await setup();
+    await registry.put(connectionRecord('c2-later', 'u2', START + 1));
+    await registry.put(connectionRecord('c2-at-ts', 'u2', START));
+
+    const result = await sendMessage(depsFor(caller('c1', 'u1')), caller('c1', 'u1'), toUser('c-9'));
+
+    expect(sender.recipients()).toContain('c2-at-ts');
+    expect(sender.recipients()).not.toContain('c2-later');
+    expect(result.delivery).toEqual({ targeted: 4, delivered: 4, gone: 0, failed: 0 });
+  });
+
   it('propagates an enqueue failure with no ack and no delivery', async () => {
     const { sender, uplink, caller, depsFor } = await setup();
     const me = caller('c1', 'u1');

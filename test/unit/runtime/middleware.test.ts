@@ -9,7 +9,7 @@ process.env.POWERTOOLS_TRACE_ENABLED = 'false';
 
 const { wsRoute } = await import('../../../lambdas/runtime/middleware');
 const { GatewayError } = await import('../../../lambdas/domain/errors');
-const { logger, dottedPathSearch } = await import('../../../lambdas/runtime/observability');
+const { logger } = await import('../../../lambdas/runtime/observability');
 
 const context = {
   callbackWaitsForEmptyEventLoop: true,
@@ -84,14 +84,5 @@ describe('wsRoute', () => {
       return undefined;
     }, '{}');
     expect(seen).toBe('api-req-1');
-  });
-});
-
-describe('dottedPathSearch', () => {
-  it('follows a dotted path and gives undefined for a missing one', () => {
-    const data = { requestContext: { requestId: 'r1', n: null } };
-    expect(dottedPathSearch('requestContext.requestId', data)).toBe('r1');
-    expect(dottedPathSearch('requestContext.n.x', data)).toBeUndefined();
-    expect(dottedPathSearch('nope.requestId', data)).toBeUndefined();
   });
 });

@@ -1,0 +1,111 @@
+import WebSocket from 'ws';
+import { issueClientToken } from '../../lambdas/domain/client-token';
+
+/**
+ * A WebSocket client for integration tests: connects like a user would, records every frame,
+ * and waits for frames by predicate (never by sleeping).
+ */
+export type Frame = Record<string, any>;
+
+export const LOCAL_JWT_SECRET = 'local-dev-jwt-secret';
+
+export async function tokenFor(userId: string, deviceId?: string, ttlSeconds = 3600, secret = LOCAL_JWT_SECRET): Promise<string> {
+  return (await issueClientToken({ userId, deviceId, ttlSeconds }, secret)).token;
+}
+
+export class TestClient {
+  readonly frames: Frame[] = [];
+  private waiters: Array<{ pred: (f: Frame) => boolean; resolve: (f: Frame) => void }> = [];
+  private closed: Promise<{ code: number }>;
+  private nextId = 0;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as Frame;
+      this.frames.push(frame);
+      this.waiters = this.waiters.filter((w) => (w.pred(frame) ? (w.resolve(frame), false) : true));
+    });
+    this.closed = new Promise((resolve) => socket.on('close', (code) => resolve({ code })));
+  }
+
+  static async connect(wsUrl: string, token: string): Promise<TestClient> {
+    const socket = new WebSocket(`${wsUrl}/?token=${encodeURIComponent(token)}`);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+      socket.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+    return new TestClient(socket);
+  }
+
+  static async as(wsUrl: string, userId: string, deviceId: string): Promise<TestClient> {
+    return TestClient.connect(wsUrl, await tokenFor(userId, deviceId));
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === WebSocket.OPEN;
+  }
+
+  sendRaw(text: string): void {
+    this.socket.send(text);
+  }
+
+  /** Resolves with the first recorded or future frame matching `pred`. */
+  waitFor(pred: (f: Frame) => boolean, timeoutMs = 10_000, what = 'frame'): Promise<Frame> {
+    const seen = this.frames.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got ${JSON.stringify(this.frames)}`)), timeoutMs);
+      this.waiters.push({ pred, resolve: (f) => (clearTimeout(timer), resolve(f)) });
+    });
+  }
+
+  /** Sends a frame with a fresh `id` (unless given) and waits for the reply that echoes it. */
+  async request(frame: Frame, timeoutMs?: number): Promise<Frame> {
+    const id = (frame.id as string | undefined) ?? `r${++this.nextId}-${Math.random().toString(36).slice(2, 8)}`;
+    this.socket.send(JSON.stringify({ ...frame, id }));
+    return this.waitFor((f) => f.id === id && f.type !== 'message', timeoutMs, `reply to ${id}`);
+  }
+
+  messages(): Frame[] {
+    return this.frames.filter((f) => f.type === 'message');
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.close();
+    await this.closed;
+  }
+
+  whenClosed(): Promise<{ code: number }> {
+    return this.closed;
+  }
+}
+
+/** Attempts an upgrade that should be refused; resolves with the HTTP status of the refusal. */
+export function refusedUpgradeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.once('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+      socket.terminate();
+    });
+    socket.once('open', () => {
+      socket.close();
+      reject(new Error('upgrade was accepted'));
+    });
+    socket.once('error', () => undefined);
+  });
+}
+
+/** Polls `probe` until it returns a value `accept` likes; for state that settles asynchronously. */
+export async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T;
+  do {
+    last = await probe();
+    if (accept(last)) return last;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  } while (Date.now() < deadline);
+  throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
+}
