@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoMessageStore } from '../../../lambdas/adapters/dynamo-message-store';
 import type { MessageFrame } from '../../../lambdas/domain/frames';
@@ -123,5 +123,27 @@ describe('DynamoMessageStore.putInboxRows', () => {
     const batches = ddb.commandCalls(BatchWriteCommand).map((c) => c.args[0].input.RequestItems![TABLE]!);
     expect(batches.map((b) => b.length)).toEqual([3, 1]);
     expect(batches[1]).toEqual([leftOver]);
+  });
+});
+
+describe('DynamoMessageStore storing state', () => {
+  it('beginStore adds the position to the row’s position set rather than replacing earlier ones', async () => {
+    ddb.on(UpdateCommand).resolves({});
+    await store().beginStore(frame(MSG_ID), 'P2', NOW_S + 100);
+    const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect(input.Key).toEqual({ pk: `msg#${MSG_ID}`, sk: 'msg' });
+    expect(input.UpdateExpression).toMatch(/ADD positions :p/);
+    expect(input.ExpressionAttributeValues?.[':p']).toEqual(new Set(['P2']));
+    expect(input.ExpressionAttributeValues?.[':storing']).toBe('storing');
+  });
+
+  it('getMessageState returns every recorded position, oldest first', async () => {
+    ddb.on(GetCommand).resolves({ Item: { pk: `msg#${MSG_ID}`, sk: 'msg', state: 'storing', positions: new Set(['P3', 'P1', 'P2']) } });
+    await expect(store().getMessageState(MSG_ID)).resolves.toEqual({ msgId: MSG_ID, positions: ['P1', 'P2', 'P3'], state: 'storing' });
+  });
+
+  it('getMessageState is undefined for a message never stored', async () => {
+    ddb.on(GetCommand).resolves({});
+    await expect(store().getMessageState(MSG_ID)).resolves.toBeUndefined();
   });
 });
