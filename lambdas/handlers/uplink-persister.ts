@@ -4,7 +4,7 @@ import { parseQueuedMessage } from '../domain/queued-message';
 import { persistMessage } from '../domain/persist-message';
 import { persistDeps } from '../runtime/dependencies';
 import { observed } from '../runtime/middleware';
-import { logger } from '../runtime/observability';
+import { logger, recordDelivery } from '../runtime/observability';
 
 /**
  * Uplink queue consumer. Partial batch failures: a failed record is retried by SQS (and goes
@@ -18,6 +18,7 @@ async function storeRecord(record: SQSRecord): Promise<void> {
   const message = parseQueuedMessage(record.body);
   const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
   const result = await persistMessage(persistDeps(), message, attempt);
+  recordDelivery('late', result.lateDelivery);
   logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery } });
 }
 

@@ -2,6 +2,7 @@ import { parseClientFrame } from '../domain/frames';
 import { sendMessage } from '../domain/send-message';
 import { connectionSender, sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
+import { recordDelivery } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
 
 /**
@@ -12,6 +13,7 @@ export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('send', event.body);
   const caller = callerOf(event);
   const reply = async (out: object) => void (await connectionSender().post(caller.connectionId, JSON.stringify(out)));
-  await sendMessage(sendDeps(reply), caller, frame);
+  const { delivery } = await sendMessage(sendDeps(reply), caller, frame);
+  if (delivery) recordDelivery('live', delivery);
   return undefined;
 });

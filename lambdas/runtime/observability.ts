@@ -1,10 +1,23 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { search } from '@aws-lambda-powertools/logger/correlationId';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
+import type { DeliveryReport } from '../domain/delivery';
 
 /**
- * One logger and tracer per process; the service name comes from POWERTOOLS_SERVICE_NAME.
- * `search` (JMESPath, from @aws-lambda-powertools/jmespath) resolves the correlation id path.
+ * One logger, tracer and metrics emitter per process; the service name comes from
+ * POWERTOOLS_SERVICE_NAME. `search` (JMESPath) resolves the correlation id path. Metrics go
+ * out as CloudWatch embedded metric format in the function's log (disabled in local mode).
  */
 export const logger = new Logger({ serviceName: 'wxgate', correlationIdSearchFn: search });
 export const tracer = new Tracer({ serviceName: 'wxgate' });
+export const metrics = new Metrics({ namespace: 'wxgate', serviceName: 'wxgate' });
+
+/** Every delivery outcome is counted: `{stage}Delivered`, `{stage}Gone`, `{stage}Failed`. */
+export function recordDelivery(stage: 'live' | 'late', report: DeliveryReport): void {
+  if (report.targeted === 0) return;
+  metrics.addMetric(`${stage}Delivered`, MetricUnit.Count, report.delivered);
+  metrics.addMetric(`${stage}Gone`, MetricUnit.Count, report.gone);
+  metrics.addMetric(`${stage}Failed`, MetricUnit.Count, report.failed);
+  if (report.failed > 0) logger.warn('some deliveries failed after retries', { stage, ...report });
+}

@@ -6,6 +6,7 @@ import type { WsEvent, WsResult } from '../../../lambdas/runtime/ws-event';
 process.env.POWERTOOLS_DEV = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 process.env.POWERTOOLS_TRACE_ENABLED = 'false';
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 
 const { wsRoute } = await import('../../../lambdas/runtime/middleware');
 const { GatewayError } = await import('../../../lambdas/domain/errors');
