@@ -1,0 +1,199 @@
+/**
+ * `npm run bench`: N WebSocket clients exchange M messages through the real local runtime
+ * (DynamoDB Local + fauxqs + the handlers in this process, loopback only) and the bench
+ * reports throughput, ack and end-to-end latency (also as multiples of a ping baseline taken
+ * on the same connections in the same run) and lost messages, which must be 0.
+ * See docs/performance.md. Exit code: 0 ok, 1 lost or failed sends, 2 crashed / timed out / usage.
+ */
+import { DEFAULT_JWT_SECRET, startLocalGateway, type LocalGateway } from '../local/local-gateway';
+import { nowMs, type BenchClient } from './bench-client';
+import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
+import { connectPopulation } from './population';
+import { formatFigures, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
+import { quietHandlerWarnings } from './quiet-handler-warnings';
+import { parseSettings, usage, UsageError, type BenchSettings } from './settings';
+import { perSecond, ratio, round, summarize } from './stats';
+
+const DRAIN_TIMEOUT_MS = 60_000;
+/** The gateway's stop (Java included) gets this long before the process exits anyway. */
+const STOP_TIMEOUT_MS = 30_000;
+
+/** What must be released whatever happens: filled in as the run goes. */
+interface Resources {
+  gatewayStarting?: Promise<LocalGateway>;
+  clients: BenchClient[];
+}
+
+const log = (line: string) => console.log(line);
+const step = (line: string) => console.error(`[bench] ${line}`);
+
+async function runBench(settings: BenchSettings, resources: Resources): Promise<BenchFigures> {
+  let t0 = nowMs();
+  resources.gatewayStarting = startLocalGateway({
+    httpPort: 0,
+    wsPort: 0,
+    logger: settings.verbose ? (line) => console.error(line) : () => {},
+  });
+  const gateway = await resources.gatewayStarting;
+  const gatewayStartSeconds = round((nowMs() - t0) / 1000);
+  step(`gateway up in ${gatewayStartSeconds} s at ${gateway.wsUrl}`);
+
+  t0 = nowMs();
+  const population = await connectPopulation(gateway.wsUrl, DEFAULT_JWT_SECRET, settings, resources.clients, 30_000);
+  step(`${population.clients.length} connections registered in ${round(nowMs() - t0)} ms`);
+
+  const warmup = await runSendPhase(population, settings.users, settings.warmup, settings.concurrency, 'warmup');
+  await measurePings(population.senders, settings.pings);
+  await settle(gateway, population, DRAIN_TIMEOUT_MS);
+  step(`warm-up: ${warmup.sent.length} messages (not counted)`);
+
+  const pingsBefore = await measurePings(population.senders, settings.pings);
+  step('sending...');
+  const send = await runSendPhase(population, settings.users, settings.messages, settings.concurrency, 'measured');
+  const drainMs = await settle(gateway, population, DRAIN_TIMEOUT_MS);
+  const pingsAfter = await measurePings(population.senders, settings.pings);
+  step('checking delivery with sync on every device...');
+  const delivery = await checkDelivery(population, send.sent);
+  await barrier(population.clients);
+
+  const pingMs = summarize([...pingsBefore, ...pingsAfter]);
+  const ackMs = summarize(send.sent.map((m) => m.ackedAtMs - m.sentAtMs));
+  const endToEndMs = summarize(delivery.endToEndMs);
+  return {
+    gatewayStartSeconds,
+    connections: population.clients.length,
+    connectMs: summarize(population.connectMs),
+    warmupMessages: warmup.sent.length,
+    pingMs,
+    pingP50BeforeMs: summarize(pingsBefore).p50,
+    pingP50AfterMs: summarize(pingsAfter).p50,
+    send: {
+      attempted: settings.users * settings.messages,
+      acked: send.sent.length,
+      failed: send.failures.length,
+      failureExamples: send.failures.slice(0, 10),
+      wallSeconds: round((send.endMs - send.startMs) / 1000, 3),
+      ackedPerSecond: perSecond(send.sent.length, send.endMs - send.startMs),
+      ackMs,
+    },
+    delivery: {
+      expected: delivery.expected,
+      deliveredLive: delivery.deliveredLive,
+      // Live pushes trail the acks slightly (ws-send acks first, then delivers).
+      deliveredFramesPerSecond: perSecond(delivery.deliveredLive, Math.max(delivery.lastLiveReceiveMs, send.endMs) - send.startMs),
+      endToEndMs,
+      recoveredViaSync: delivery.recoveredViaSync,
+      lost: delivery.lost,
+      duplicates: delivery.duplicates,
+      unexpected: delivery.unexpected,
+      missingFromSync: delivery.missingFromSync,
+      lostExamples: delivery.lostExamples,
+      queueDrainAfterSendSeconds: round(drainMs / 1000, 3),
+    },
+    relativeToPingP50: {
+      ackP50: ratio(ackMs.p50, pingMs.p50),
+      ackP99: ratio(ackMs.p99, pingMs.p50),
+      endToEndP50: ratio(endToEndMs.p50, pingMs.p50),
+      endToEndP99: ratio(endToEndMs.p99, pingMs.p50),
+    },
+  };
+}
+
+function problemsOf(f: BenchFigures): string[] {
+  const problems: string[] = [];
+  if (f.delivery.lost > 0) problems.push(`${f.delivery.lost} acked deliveries lost: ${f.delivery.lostExamples.join('; ')}`);
+  if (f.send.failed > 0) problems.push(`${f.send.failed} sends not acked: ${f.send.failureExamples.join('; ')}`);
+  if (f.delivery.missingFromSync > 0) problems.push(`${f.delivery.missingFromSync} acked deliveries missing from the device's sync`);
+  if (f.delivery.duplicates > 0) problems.push(`${f.delivery.duplicates} duplicate frames (allowed by at-least-once, not expected here)`);
+  if (f.delivery.unexpected > 0) problems.push(`${f.delivery.unexpected} frames outside the audience`);
+  return problems;
+}
+
+/** Resolves when the gateway (if it got started) and every client are closed, or after STOP_TIMEOUT_MS. */
+async function release(resources: Resources): Promise<void> {
+  for (const client of resources.clients) client.terminate();
+  const stopped = (async () => {
+    const gateway = await resources.gatewayStarting?.catch(() => undefined);
+    await gateway?.stop();
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(() => (step('gateway stop timed out'), resolve()), STOP_TIMEOUT_MS)));
+  await Promise.race([stopped.catch((err: Error) => step(`gateway stop failed: ${err.message}`)), gaveUp]);
+  clearTimeout(timer);
+}
+
+/** Rejects on the overall timeout, SIGINT/SIGTERM or a stray rejection: whichever comes first. */
+function abortSignals(timeoutSeconds: number): { aborted: Promise<never>; clear: () => void } {
+  let abort!: (err: Error) => void;
+  const aborted = new Promise<never>((_, reject) => (abort = reject));
+  aborted.catch(() => undefined);
+  const timer = setTimeout(() => abort(new Error(`overall timeout: not finished after ${timeoutSeconds} s`)), timeoutSeconds * 1000);
+  const onSignal = (signal: string) => abort(new Error(`interrupted by ${signal}`));
+  const onStray = (reason: unknown) => abort(reason instanceof Error ? reason : new Error(String(reason)));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.on('unhandledRejection', onStray);
+  return {
+    aborted,
+    clear: () => {
+      clearTimeout(timer);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    log(usage());
+    return 0;
+  }
+  let settings: BenchSettings;
+  try {
+    settings = parseSettings(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    console.error(`${err.message}\n\n${usage()}`);
+    return 2;
+  }
+
+  const quiet = quietHandlerWarnings();
+  const startedAt = new Date();
+  const machine = machineInfo();
+  log(`wxgate messaging bench (local mode)\n\n${formatSettings(settings, machine)}\n`);
+  const result: BenchResult = { startedAt: startedAt.toISOString(), durationSeconds: 0, settings, machine, problems: [] };
+  const resources: Resources = { clients: [] };
+  const { aborted, clear } = abortSignals(settings.timeoutSeconds);
+  const run = runBench(settings, resources);
+  run.catch(() => undefined); // after an abort its rejection no longer matters
+  try {
+    result.figures = await Promise.race([run, aborted]);
+    result.problems = problemsOf(result.figures);
+  } catch (err) {
+    result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  } finally {
+    clear();
+    step('stopping the gateway...');
+    await release(resources);
+  }
+  result.durationSeconds = round((Date.now() - startedAt.getTime()) / 1000, 1);
+  await writeResult(result);
+
+  if (result.figures) log(formatFigures(result.figures));
+  if (result.error) console.error(`\nbench FAILED: ${result.error}`);
+  for (const problem of result.problems) console.error(`\nproblem: ${problem}`);
+  if (quiet.dropped() > 0) console.error(`\n(dropped ${quiet.dropped()} "No application metrics to publish" warnings from the handlers)`);
+  log(`\nresult written to ${resultsFile} (${result.durationSeconds} s in all)`);
+  if (result.error) return 2;
+  const f = result.figures!;
+  return f.delivery.lost > 0 || f.send.failed > 0 || f.delivery.missingFromSync > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(err.stack ?? err.message);
+    process.exit(2);
+  },
+);
