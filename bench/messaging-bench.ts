@@ -10,7 +10,6 @@ import { nowMs, type BenchClient } from './bench-client';
 import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
 import { connectPopulation } from './population';
 import { formatFigures, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
-import { quietHandlerWarnings } from './quiet-handler-warnings';
 import { parseSettings, usage, UsageError, type BenchSettings } from './settings';
 import { perSecond, ratio, round, summarize } from './stats';
 
@@ -158,7 +157,6 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const quiet = quietHandlerWarnings();
   const startedAt = new Date();
   const machine = machineInfo();
   log(`wxgate messaging bench (local mode)\n\n${formatSettings(settings, machine)}\n`);
@@ -183,7 +181,6 @@ async function main(): Promise<number> {
   if (result.figures) log(formatFigures(result.figures));
   if (result.error) console.error(`\nbench FAILED: ${result.error}`);
   for (const problem of result.problems) console.error(`\nproblem: ${problem}`);
-  if (quiet.dropped() > 0) console.error(`\n(dropped ${quiet.dropped()} "No application metrics to publish" warnings from the handlers)`);
   log(`\nresult written to ${resultsFile} (${result.durationSeconds} s in all)`);
   if (result.error) return 2;
   const f = result.figures!;

@@ -4,7 +4,7 @@ import { parseQueuedMessage } from '../domain/queued-message';
 import { persistMessage } from '../domain/persist-message';
 import { persistDeps } from '../runtime/dependencies';
 import { observed } from '../runtime/middleware';
-import { logger, recordDelivery } from '../runtime/observability';
+import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
 
 /**
  * Uplink queue consumer. Partial batch failures: a failed record is retried by SQS (and goes
@@ -18,10 +18,11 @@ async function storeRecord(record: SQSRecord): Promise<void> {
   const message = parseQueuedMessage(record.body);
   const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
   const result = await persistMessage(persistDeps(), message, attempt);
+  countMetric(result.outcome === 'stored' ? 'messagesStored' : 'redeliveriesSkipped');
   recordDelivery('late', result.lateDelivery);
   logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery } });
 }
 
 export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) =>
   processPartialResponse(event, storeRecord, processor, { context, skipGroupOnError: true }),
-);
+).use(withMetrics());

@@ -2,7 +2,7 @@ import { parseClientFrame } from '../domain/frames';
 import { sendMessage } from '../domain/send-message';
 import { connectionSender, sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
-import { recordDelivery } from '../runtime/observability';
+import { countMetric, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
 
 /**
@@ -13,7 +13,8 @@ export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('send', event.body);
   const caller = callerOf(event);
   const reply = async (out: object) => void (await connectionSender().post(caller.connectionId, JSON.stringify(out)));
-  const { delivery } = await sendMessage(sendDeps(reply), caller, frame);
+  const { delivery, duplicate } = await sendMessage(sendDeps(reply), caller, frame);
+  countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
   if (delivery) recordDelivery('live', delivery);
   return undefined;
-});
+}).use(withMetrics());

@@ -1,23 +1,21 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Context } from 'aws-lambda';
 import { errorFrame, frameIdOf } from '../domain/frames';
 import { toClientError } from '../domain/errors';
-import { logger, metrics, tracer } from './observability';
+import { logger, tracer } from './observability';
 import type { WsEvent, WsResult } from './ws-event';
 
 /**
- * Every handler: structured JSON logs with the request id as correlation id, X-Ray tracing,
- * metrics flushed once per invocation.
+ * Every handler: structured JSON logs with the request id as correlation id, X-Ray tracing.
+ * Handlers that emit metrics add `withMetrics` (observability.ts).
  * `correlationIdPath` is the same for API Gateway WebSocket and HTTP API events.
  */
 export function observed<E, R>(handler: (event: E, context: Context) => Promise<R>) {
   return middy<E, R>(handler)
     .use(injectLambdaContext(logger, { correlationIdPath: 'requestContext.requestId', resetKeys: true }))
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
-    .use(logMetrics(metrics, { throwOnEmptyMetrics: false }));
+    .use(captureLambdaHandler(tracer, { captureResponse: false }));
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { search } from '@aws-lambda-powertools/logger/correlationId';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { DeliveryReport } from '../domain/delivery';
 
@@ -12,6 +13,16 @@ import type { DeliveryReport } from '../domain/delivery';
 export const logger = new Logger({ serviceName: 'wxgate', correlationIdSearchFn: search });
 export const tracer = new Tracer({ serviceName: 'wxgate' });
 export const metrics = new Metrics({ namespace: 'wxgate', serviceName: 'wxgate' });
+
+/**
+ * Middy middleware that flushes metrics once per invocation. Only for handlers that record a
+ * metric on every invocation: Powertools warns about every empty flush.
+ */
+export const withMetrics = () => logMetrics(metrics, { throwOnEmptyMetrics: false });
+
+export function countMetric(name: string, value = 1): void {
+  metrics.addMetric(name, MetricUnit.Count, value);
+}
 
 /** Every delivery outcome is counted: `{stage}Delivered`, `{stage}Gone`, `{stage}Failed`. */
 export function recordDelivery(stage: 'live' | 'late', report: DeliveryReport): void {
