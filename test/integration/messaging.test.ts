@@ -187,21 +187,38 @@ describe('stale connections', () => {
   });
 });
 
+describe('expired rows', () => {
+  test('a connection row past its TTL but not yet swept is neither listed nor posted to', async () => {
+    const sender = await connect('u1', 'd7');
+    const now = Date.now();
+    const expired = { connectionId: 'expiredConn0000=', userId: 'u8', deviceId: 'old', connectedAt: now - 3_600_000, lastActiveAt: now - 3_600_000, expiresAt: Math.floor(now / 1000) - 60 };
+    await t.registry.put(expired);
+    expect(await t.registry.listByUser('u8', Date.now())).toEqual([]);
+    await sender.request({ action: 'send', to: { user: 'u8' }, body: { text: 'hello?' } });
+    await barrier(sender);
+    // Had delivery targeted it, the 410 would have removed the row; it is still there, untouched.
+    expect(await t.connectionRow(expired.connectionId)).toEqual(expired);
+    // The local sweeper (standing in for DynamoDB TTL) removes it.
+    expect(await t.gateway.sweepExpired()).toBeGreaterThanOrEqual(1);
+    expect(await t.connectionRow(expired.connectionId)).toBeUndefined();
+  });
+});
+
 describe('bad input', () => {
   const cases: Array<[string, string, string]> = [
-    ['not JSON', '{"action":"send", nope', 'bad_request'],
-    ['no recipient', JSON.stringify({ action: 'send', id: 'b1', body: 1 }), 'bad_request'],
-    ['recipient of the wrong type', JSON.stringify({ action: 'send', id: 'b2', to: { user: 5 }, body: 1 }), 'bad_request'],
-    ['two kinds of recipient', JSON.stringify({ action: 'send', id: 'b3', to: { user: 'bad-u', group: 'g1' }, body: 1 }), 'bad_request'],
-    ['unknown recipient shape', JSON.stringify({ action: 'send', id: 'b4', to: { channel: 'x' }, body: 1 }), 'bad_request'],
-    ['missing body', JSON.stringify({ action: 'send', id: 'b5', to: { user: 'bad-u' } }), 'bad_request'],
-    ['a user id with spaces', JSON.stringify({ action: 'send', id: 'b6', to: { user: 'a b' }, body: 1 }), 'bad_request'],
-    ['a body over 32 KiB', JSON.stringify({ action: 'send', id: 'b7', to: { user: 'bad-u' }, body: 'x'.repeat(32 * 1024) }), 'too_large'],
-    ['a sync limit over 500', JSON.stringify({ action: 'sync', id: 'b8', limit: 501 }), 'bad_request'],
-    ['a sync cursor that is not one', JSON.stringify({ action: 'sync', id: 'b9', after: 'garbage' }), 'bad_request'],
+    ['not JSON', 'bad_request', '{"action":"send", nope'],
+    ['no recipient', 'bad_request', JSON.stringify({ action: 'send', id: 'b1', body: 1 })],
+    ['recipient of the wrong type', 'bad_request', JSON.stringify({ action: 'send', id: 'b2', to: { user: 5 }, body: 1 })],
+    ['two kinds of recipient', 'bad_request', JSON.stringify({ action: 'send', id: 'b3', to: { user: 'bad-u', group: 'g1' }, body: 1 })],
+    ['unknown recipient shape', 'bad_request', JSON.stringify({ action: 'send', id: 'b4', to: { channel: 'x' }, body: 1 })],
+    ['missing body', 'bad_request', JSON.stringify({ action: 'send', id: 'b5', to: { user: 'bad-u' } })],
+    ['a user id with spaces', 'bad_request', JSON.stringify({ action: 'send', id: 'b6', to: { user: 'a b' }, body: 1 })],
+    ['a body over 32 KiB', 'too_large', JSON.stringify({ action: 'send', id: 'b7', to: { user: 'bad-u' }, body: 'x'.repeat(32 * 1024) })],
+    ['a sync limit over 500', 'bad_request', JSON.stringify({ action: 'sync', id: 'b8', limit: 501 })],
+    ['a sync cursor that is not one', 'bad_request', JSON.stringify({ action: 'sync', id: 'b9', after: 'garbage' })],
   ];
 
-  test.each(cases)('%s gets a clear %s error, the socket stays open, nothing is queued', async (_name, raw, code) => {
+  test.each(cases)('%s gets a clear %s error, the socket stays open, nothing is queued', async (_name, code, raw) => {
     const client = await connect('bad-sender', 'd1');
     client.sendRaw(raw);
     const id = (() => {
