@@ -31,7 +31,8 @@ export const emptyReport = (): DeliveryReport => ({ targeted: 0, delivered: 0, g
 
 export const defaultDeliverySettings = { concurrency: 32, maxAttempts: 4, baseDelayMs: 50 } as const;
 
-async function postWithRetry(deps: DeliveryDeps, connectionId: string, payload: string) {
+/** One post, retried on 429/5xx with full-jitter exponential backoff, at most `maxAttempts` times. */
+export async function postWithRetry(deps: Pick<DeliveryDeps, 'sender' | 'maxAttempts' | 'baseDelayMs' | 'sleep' | 'random'>, connectionId: string, payload: string) {
   for (let attempt = 1; ; attempt++) {
     const outcome = await deps.sender.post(connectionId, payload);
     if (outcome !== 'retryable' || attempt >= deps.maxAttempts) return outcome;

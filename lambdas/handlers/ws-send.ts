@@ -1,6 +1,7 @@
 import { parseClientFrame } from '../domain/frames';
 import { sendMessage } from '../domain/send-message';
-import { connectionSender, sendDeps } from '../runtime/dependencies';
+import { postWithRetry } from '../domain/delivery';
+import { deliveryDeps, sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
 import { countMetric, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
@@ -12,7 +13,9 @@ import { callerOf } from '../runtime/ws-event';
 export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('send', event.body);
   const caller = callerOf(event);
-  const reply = async (out: object) => void (await connectionSender().post(caller.connectionId, JSON.stringify(out)));
+  // The ack goes through the same throttle-aware retry as deliveries; if the sender is gone
+  // (410) there is nobody to tell, and the message is queued all the same.
+  const reply = async (out: object) => void (await postWithRetry(deliveryDeps(), caller.connectionId, JSON.stringify(out)));
   const { delivery, duplicate } = await sendMessage(sendDeps(reply), caller, frame);
   countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
   if (delivery) recordDelivery('live', delivery);

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { connectionsOf, deliver } from '../../../lambdas/domain/delivery';
+import { connectionsOf, deliver, postWithRetry } from '../../../lambdas/domain/delivery';
 import { connectionRecord, fakeDeliveryDeps, FakeConnectionRegistry, FakeConnectionSender } from '../../support/fakes';
 
 const NOW = Date.UTC(2026, 0, 1);
@@ -130,5 +130,16 @@ describe('connectionsOf', () => {
 
     expect(found.map((c) => c.connectionId).sort()).toEqual(['a2', 'b1']);
     expect(listByUser.mock.calls.map(([userId]) => userId).sort()).toEqual(['u1', 'u2']);
+  });
+});
+
+describe('postWithRetry (used for acks)', () => {
+  it('retries a throttled post and reports ok once it goes through', async () => {
+    const registry = new FakeConnectionRegistry();
+    const sender = new FakeConnectionSender();
+    sender.script('c-ack', 'retryable', 'retryable', 'ok');
+    const deps = fakeDeliveryDeps(sender, registry);
+    await expect(postWithRetry(deps, 'c-ack', '{"type":"ack"}')).resolves.toBe('ok');
+    expect(sender.posts.filter((p) => p.connectionId === 'c-ack')).toHaveLength(3);
   });
 });
