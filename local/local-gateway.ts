@@ -122,7 +122,6 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
 
     const pollers: QueuePoller[] = [];
     for (const [id, queue] of Object.entries(queues) as [QueueId, QueueDeclaration][]) {
-      if (!queue.consumer) continue;
       const poller = new QueuePoller({
         sqs: sqs.client,
         invoker,
@@ -144,7 +143,6 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     sweeper.start(options.sweepIntervalMs ?? 30_000);
     cleanups.push(() => sweeper.stop());
 
-    const consumed = (Object.entries(queues) as [QueueId, QueueDeclaration][]).filter(([, q]) => q.consumer).map(([id]) => sqs.queueUrls[id]);
     const drainQueues = async (timeoutMs = 30_000): Promise<void> => {
       const deadline = Date.now() + timeoutMs;
       let quietChecks = 0;
@@ -152,7 +150,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       while (quietChecks < 2) {
         let backlog = 0;
         const parts: string[] = [];
-        for (const url of consumed) {
+        for (const url of pollers.map((p) => p.queueUrl)) {
           const attrs = (
             await sqs.client.send(
               new GetQueueAttributesCommand({

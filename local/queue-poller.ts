@@ -103,6 +103,11 @@ export class QueuePoller {
 
   constructor(private readonly options: QueuePollerOptions) {}
 
+  /** The queue this poller consumes. */
+  get queueUrl(): string {
+    return this.options.queueUrl;
+  }
+
   /** True while a received batch is being processed (invocation and deletes). */
   get processing(): boolean {
     return this.busy;

@@ -264,11 +264,8 @@ export class LocalWebSocketServer {
     ws.on('error', () => undefined); // e.g. a frame over maxPayload: ws closes with 1009 itself
     // Binary frames are decoded as UTF-8 and routed like text (PROTOCOL.md §2 only defines JSON text frames).
     ws.on('message', (data: RawData) => {
+      // Larger messages never get here: `maxPayload` makes ws close with 1009, as API Gateway does.
       const text = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
-      if (text.length > MAX_MESSAGE_BYTES) {
-        ws.close(1009, 'Message too big');
-        return;
-      }
       connection.touch();
       const work = connection.chain.then(() => this.onFrame(connection, text.toString('utf8')));
       connection.chain = work;

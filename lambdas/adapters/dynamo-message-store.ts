@@ -44,9 +44,10 @@ export class DynamoMessageStore implements MessageStore {
       return undefined;
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const old = (err.Item ? unmarshallClaim(err.Item) : await this.readClaim(userId, clientId)) ?? undefined;
-      if (!old) throw err;
-      return old;
+      // The raw Item names the earlier claim; read it back if it is missing or unexpected.
+      const earlier = (err.Item && unmarshallClaim(err.Item)) || (await this.readClaim(userId, clientId));
+      if (!earlier) throw err;
+      return earlier;
     }
   }
 

@@ -31,18 +31,6 @@ export const forbidden = (message: string) => new GatewayError('forbidden', mess
 export const tooLarge = (message: string) => new GatewayError('too_large', message);
 export const unauthorized = (message: string) => new GatewayError('unauthorized', message);
 
-/** HTTP status that goes with each code (admin API). */
-export const httpStatusOf: Record<ErrorCode, number> = {
-  bad_request: 400,
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  rate_limited: 429,
-  internal: 500,
-};
-
 /** The client-safe view of any thrown value. */
 export function toClientError(err: unknown): { code: ErrorCode; message: string } {
   if (err instanceof GatewayError) return { code: err.code, message: err.message };

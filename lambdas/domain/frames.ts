@@ -73,12 +73,8 @@ export function parseClientFrame<A extends keyof typeof schemas>(action: A, raw:
   return frame;
 }
 
-export function serializedBodyBytes(body: unknown): number {
-  return Buffer.byteLength(JSON.stringify(body), 'utf8');
-}
-
 export function assertBodySize(body: unknown): void {
-  const bytes = serializedBodyBytes(body);
+  const bytes = Buffer.byteLength(JSON.stringify(body), 'utf8');
   if (bytes > MAX_BODY_BYTES) throw tooLarge(`body is ${bytes} bytes once serialized; the limit is ${MAX_BODY_BYTES}`);
 }
 

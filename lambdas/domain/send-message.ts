@@ -2,9 +2,9 @@ import type { Clock } from './clock';
 import { epochSeconds } from './clock';
 import type { ConnectionIdentity } from './connection-lifecycle';
 import type { ConnectionRegistry } from './connection-registry';
-import { connectionsOf, deliver, type DeliveryDeps, type DeliveryReport } from './delivery';
+import { connectionsOf, deliver, postWithRetry, type DeliveryDeps, type DeliveryReport } from './delivery';
 import { badRequest, forbidden } from './errors';
-import type { MessageFrame, Recipient, SendFrame, ServerFrame } from './frames';
+import type { MessageFrame, Recipient, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
 /**
@@ -28,8 +28,6 @@ export interface SendDeps {
   newMsgId: (nowMs: number) => string;
   /** Seconds a client `id` is remembered (PROTOCOL.md: 5 minutes). */
   dedupWindowSeconds: number;
-  /** Posts a frame to the sending connection. */
-  reply: (frame: ServerFrame) => Promise<void>;
 }
 
 export interface SendResult {
@@ -55,6 +53,10 @@ export async function audienceOf(groups: GroupDirectory, from: string, to: Recip
 
 export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, frame: SendFrame): Promise<SendResult> {
   const { to } = frame;
+  // The ack is one more post, throttle-aware like deliveries. A sender already gone (410) has
+  // nobody to tell; its message is queued all the same.
+  const ack = (msgId: string, ts: number) =>
+    postWithRetry(deps.delivery, caller.connectionId, JSON.stringify({ type: 'ack', id: frame.id, msgId, ts }));
   if ('wechat' in to) throw badRequest('sending to WeChat users is not enabled on this gateway yet');
   if ('group' in to && !(await deps.groups.isMember(to.group, caller.userId))) {
     throw forbidden(`only members of group "${to.group}" may send to it`);
@@ -67,7 +69,7 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
     if (earlier) {
       ({ msgId, ts } = earlier);
       if (earlier.queued) {
-        await deps.reply({ type: 'ack', id: frame.id, msgId, ts });
+        await ack(msgId, ts);
         return { msgId, ts, duplicate: true, delivery: undefined };
       }
     }
@@ -84,7 +86,7 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
   };
   await deps.uplink.enqueue(message);
   if (frame.id !== undefined) await deps.messages.markClientIdQueued(caller.userId, frame.id);
-  await deps.reply({ type: 'ack', id: frame.id, msgId, ts });
+  await ack(msgId, ts);
 
   const audience = await audienceOf(deps.groups, caller.userId, to);
   const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId || openedAfter(c, ts));

@@ -1,7 +1,7 @@
 import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseQueuedMessage } from '../domain/queued-message';
-import { persistMessage } from '../domain/persist-message';
+import { persistMessage, type PersistDeps } from '../domain/persist-message';
 import { persistDeps } from '../runtime/dependencies';
 import { observed } from '../runtime/middleware';
 import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
@@ -14,15 +14,16 @@ import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/obs
  */
 const processor = new SqsFifoPartialProcessorAsync();
 
-async function storeRecord(record: SQSRecord): Promise<void> {
+async function storeRecord(deps: PersistDeps, record: SQSRecord): Promise<void> {
   const message = parseQueuedMessage(record.body);
   const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
-  const result = await persistMessage(persistDeps(), message, attempt);
+  const result = await persistMessage(deps, message, attempt);
   countMetric(result.outcome === 'stored' ? 'messagesStored' : 'redeliveriesSkipped');
   recordDelivery('late', result.lateDelivery);
   logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery } });
 }
 
-export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) =>
-  processPartialResponse(event, storeRecord, processor, { context, skipGroupOnError: true }),
-).use(withMetrics());
+export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) => {
+  const deps = persistDeps();
+  return processPartialResponse(event, (record: SQSRecord) => storeRecord(deps, record), processor, { context, skipGroupOnError: true });
+}).use(withMetrics());

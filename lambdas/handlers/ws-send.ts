@@ -1,7 +1,6 @@
 import { parseClientFrame } from '../domain/frames';
 import { sendMessage } from '../domain/send-message';
-import { postWithRetry } from '../domain/delivery';
-import { deliveryDeps, sendDeps } from '../runtime/dependencies';
+import { sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
 import { countMetric, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
@@ -13,10 +12,7 @@ import { callerOf } from '../runtime/ws-event';
 export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('send', event.body);
   const caller = callerOf(event);
-  // The ack goes through the same throttle-aware retry as deliveries; if the sender is gone
-  // (410) there is nobody to tell, and the message is queued all the same.
-  const reply = async (out: object) => void (await postWithRetry(deliveryDeps(), caller.connectionId, JSON.stringify(out)));
-  const { delivery, duplicate } = await sendMessage(sendDeps(reply), caller, frame);
+  const { delivery, duplicate } = await sendMessage(sendDeps(), caller, frame);
   countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
   if (delivery) recordDelivery('live', delivery);
   return undefined;

@@ -50,7 +50,7 @@ export const deliveryDeps = (): DeliveryDeps => ({
   random: Math.random,
 });
 
-export const sendDeps = (reply: SendDeps['reply']): SendDeps => ({
+export const sendDeps = (): SendDeps => ({
   messages: messageStore(),
   groups: groupDirectory(),
   uplink: uplinkQueue(),
@@ -59,7 +59,6 @@ export const sendDeps = (reply: SendDeps['reply']): SendDeps => ({
   clock: systemClock,
   newMsgId: (nowMs) => nextUlid(nowMs),
   dedupWindowSeconds: DEDUP_WINDOW_SECONDS,
-  reply,
 });
 
 export const syncDeps = (): SyncDeps => ({ messages: messageStore(), clock: systemClock, ...defaultSyncSettings });

@@ -1,4 +1,4 @@
-import { GatewayError, httpStatusOf, toClientError } from '../../../lambdas/domain/errors';
+import { GatewayError, toClientError } from '../../../lambdas/domain/errors';
 
 describe('toClientError', () => {
   it('turns a plain Error into internal with a fixed message that leaks nothing', () => {
@@ -16,10 +16,5 @@ describe('toClientError', () => {
 
   it('keeps the code and message of a GatewayError', () => {
     expect(toClientError(new GatewayError('forbidden', 'not a member'))).toEqual({ code: 'forbidden', message: 'not a member' });
-  });
-
-  it('maps codes to HTTP statuses', () => {
-    expect(httpStatusOf.too_large).toBe(413);
-    expect(httpStatusOf.internal).toBe(500);
   });
 });

@@ -29,7 +29,7 @@ async function setup() {
   }
   const caller = (connectionId: string, userId: string): ConnectionIdentity => ({ connectionId, userId, deviceId: `${connectionId}-device`, connectedAt: START - 60_000 });
   const nextUlid = monotonicFactory();
-  const depsFor = (who: ConnectionIdentity): SendDeps => ({
+  const deps = (): SendDeps => ({
     messages,
     groups,
     uplink,
@@ -38,20 +38,18 @@ async function setup() {
     clock,
     newMsgId: (nowMs) => nextUlid(nowMs),
     dedupWindowSeconds: 300,
-    // Like ws-send: the reply goes through the same sender, so `sender.posts` is one ordered log.
-    reply: async (frame) => void (await sender.post(who.connectionId, JSON.stringify(frame))),
   });
-  return { clock, registry, sender, messages, uplink, groups, caller, depsFor };
+  return { clock, registry, sender, messages, uplink, groups, caller, deps };
 }
 
 const toUser = (id?: string): SendFrame => ({ action: 'send', id, to: { user: 'u2' }, body: { text: 'hi' } });
 
 describe('sendMessage to a user', () => {
   it('queues the message, acks first, then delivers to the recipient and the sender’s other devices', async () => {
-    const { sender, uplink, caller, depsFor } = await setup();
+    const { sender, uplink, caller, deps } = await setup();
     const me = caller('c1', 'u1');
 
-    const result = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const result = await sendMessage(deps(), me, toUser('c-1'));
 
     expect(uplink.enqueued).toEqual([
       { msgId: result.msgId, from: 'u1', fromDevice: 'c1-device', fromConnection: 'c1', to: { user: 'u2' }, body: { text: 'hi' }, ts: START },
@@ -70,10 +68,10 @@ describe('sendMessage to a user', () => {
   });
 
   it('acks without an id when the frame had none and does no de-duplication', async () => {
-    const { sender, uplink, messages, caller, depsFor } = await setup();
+    const { sender, uplink, messages, caller, deps } = await setup();
     const me = caller('c1', 'u1');
-    const first = await sendMessage(depsFor(me), me, toUser());
-    const second = await sendMessage(depsFor(me), me, toUser());
+    const first = await sendMessage(deps(), me, toUser());
+    const second = await sendMessage(deps(), me, toUser());
     expect(first.msgId).not.toBe(second.msgId);
     expect(uplink.enqueued).toHaveLength(2);
     expect(messages.claims.size).toBe(0);
@@ -81,10 +79,10 @@ describe('sendMessage to a user', () => {
   });
 
   it('refuses a WeChat recipient with bad_request and queues nothing', async () => {
-    const { sender, uplink, caller, depsFor } = await setup();
+    const { sender, uplink, caller, deps } = await setup();
     const me = caller('c1', 'u1');
     const frame: SendFrame = { action: 'send', id: 'w1', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body: 1 };
-    await expect(sendMessage(depsFor(me), me, frame)).rejects.toMatchObject({ code: 'bad_request' });
+    await expect(sendMessage(deps(), me, frame)).rejects.toMatchObject({ code: 'bad_request' });
     expect(uplink.attempts).toEqual([]);
     expect(sender.posts).toEqual([]);
   });
@@ -92,10 +90,10 @@ describe('sendMessage to a user', () => {
 
 describe('sendMessage to a group', () => {
   it('refuses a non-member with forbidden and queues nothing', async () => {
-    const { sender, uplink, caller, depsFor } = await setup();
+    const { sender, uplink, caller, deps } = await setup();
     const outsider = caller('c4', 'u4');
     const frame: SendFrame = { action: 'send', id: 'x', to: { group: 'g1' }, body: 1 };
-    const failure = sendMessage(depsFor(outsider), outsider, frame);
+    const failure = sendMessage(deps(), outsider, frame);
     await expect(failure).rejects.toBeInstanceOf(GatewayError);
     await expect(failure).rejects.toMatchObject({ code: 'forbidden' });
     expect(uplink.attempts).toEqual([]);
@@ -103,9 +101,9 @@ describe('sendMessage to a group', () => {
   });
 
   it('delivers to every member’s devices except the sending connection', async () => {
-    const { sender, uplink, caller, depsFor } = await setup();
+    const { sender, uplink, caller, deps } = await setup();
     const me = caller('c1', 'u1');
-    const result = await sendMessage(depsFor(me), me, { action: 'send', id: 'g-1', to: { group: 'g1' }, body: 'hello' });
+    const result = await sendMessage(deps(), me, { action: 'send', id: 'g-1', to: { group: 'g1' }, body: 'hello' });
     expect(uplink.enqueued.map((m) => m.to)).toEqual([{ group: 'g1' }]);
     expect(sender.recipients()).toEqual(['c1', 'c1b', 'c2a', 'c2b', 'c3']);
     for (const id of ['c1b', 'c2a', 'c2b', 'c3']) expect(sender.framesTo(id)).toEqual([expect.objectContaining({ type: 'message', msgId: result.msgId, to: { group: 'g1' } })]);
@@ -116,13 +114,13 @@ describe('sendMessage to a group', () => {
 
 describe('sendMessage retries (same client id)', () => {
   it('answers a retry of a queued message with the same msgId and nothing new queued or delivered', async () => {
-    const { sender, uplink, clock, caller, depsFor } = await setup();
+    const { sender, uplink, clock, caller, deps } = await setup();
     const me = caller('c1', 'u1');
-    const first = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const first = await sendMessage(deps(), me, toUser('c-1'));
     const postsAfterFirst = sender.posts.length;
 
     clock.advance(2000);
-    const retry = await sendMessage(depsFor(me), me, { ...toUser('c-1'), body: 'a different body' });
+    const retry = await sendMessage(deps(), me, { ...toUser('c-1'), body: 'a different body' });
 
     expect(retry).toEqual({ msgId: first.msgId, ts: first.ts, duplicate: true, delivery: undefined });
     expect(uplink.attempts).toHaveLength(1);
@@ -132,16 +130,16 @@ describe('sendMessage retries (same client id)', () => {
   });
 
   it('re-queues with the SAME msgId when the first attempt failed before the queue had it', async () => {
-    const { sender, uplink, clock, caller, depsFor } = await setup();
+    const { sender, uplink, clock, caller, deps } = await setup();
     const me = caller('c1', 'u1');
     uplink.failNext(new Error('SQS unavailable'));
 
-    await expect(sendMessage(depsFor(me), me, toUser('c-1'))).rejects.toThrow('SQS unavailable');
+    await expect(sendMessage(deps(), me, toUser('c-1'))).rejects.toThrow('SQS unavailable');
     const firstMsgId = uplink.attempts[0]!.msgId;
     expect(sender.posts).toEqual([]);
 
     clock.advance(3000);
-    const retry = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const retry = await sendMessage(deps(), me, toUser('c-1'));
 
     expect(retry.msgId).toBe(firstMsgId);
     expect(retry.ts).toBe(START); // the first attempt's ts, not the retry's
@@ -151,38 +149,38 @@ describe('sendMessage retries (same client id)', () => {
     expect(sender.framesTo('c2a')).toEqual([expect.objectContaining({ msgId: firstMsgId })]);
 
     // And once it is queued, a third attempt is a plain duplicate.
-    const third = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const third = await sendMessage(deps(), me, toUser('c-1'));
     expect(third).toMatchObject({ msgId: firstMsgId, duplicate: true });
     expect(uplink.enqueued).toHaveLength(1);
   });
 
   it('treats the same id after the window as a new message', async () => {
-    const { uplink, clock, caller, depsFor } = await setup();
+    const { uplink, clock, caller, deps } = await setup();
     const me = caller('c1', 'u1');
-    const first = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const first = await sendMessage(deps(), me, toUser('c-1'));
     clock.advance(301_000);
-    const later = await sendMessage(depsFor(me), me, toUser('c-1'));
+    const later = await sendMessage(deps(), me, toUser('c-1'));
     expect(later.msgId).not.toBe(first.msgId);
     expect(later.duplicate).toBe(false);
     expect(uplink.enqueued).toHaveLength(2);
   });
 
   it('does not share ids between users', async () => {
-    const { uplink, caller, depsFor } = await setup();
+    const { uplink, caller, deps } = await setup();
     const u1 = caller('c1', 'u1');
     const u3 = caller('c3', 'u3');
-    const a = await sendMessage(depsFor(u1), u1, toUser('same'));
-    const b = await sendMessage(depsFor(u3), u3, toUser('same'));
+    const a = await sendMessage(deps(), u1, toUser('same'));
+    const b = await sendMessage(deps(), u3, toUser('same'));
     expect(a.msgId).not.toBe(b.msgId);
     expect(uplink.enqueued).toHaveLength(2);
   });
 
   it('leaves connections opened after the message ts to the persister', async () => {
-    const { registry, sender, caller, depsFor } = await setup();
+    const { registry, sender, caller, deps } = await setup();
     await registry.put(connectionRecord('c2-later', 'u2', START + 1));
     await registry.put(connectionRecord('c2-at-ts', 'u2', START));
 
-    const result = await sendMessage(depsFor(caller('c1', 'u1')), caller('c1', 'u1'), toUser('c-9'));
+    const result = await sendMessage(deps(), caller('c1', 'u1'), toUser('c-9'));
 
     expect(sender.recipients()).toContain('c2-at-ts');
     expect(sender.recipients()).not.toContain('c2-later');
@@ -190,10 +188,10 @@ describe('sendMessage retries (same client id)', () => {
   });
 
   it('propagates an enqueue failure with no ack and no delivery', async () => {
-    const { sender, uplink, caller, depsFor } = await setup();
+    const { sender, uplink, caller, deps } = await setup();
     const me = caller('c1', 'u1');
     uplink.failNext(new Error('boom'));
-    await expect(sendMessage(depsFor(me), me, toUser())).rejects.toThrow('boom');
+    await expect(sendMessage(deps(), me, toUser())).rejects.toThrow('boom');
     expect(uplink.enqueued).toEqual([]);
     expect(sender.posts).toEqual([]);
   });
