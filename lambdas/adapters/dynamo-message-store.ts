@@ -5,15 +5,16 @@ import {
   QueryCommand,
   UpdateCommand,
   type DynamoDBDocumentClient,
+  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import { epochSeconds } from '../domain/clock';
 import type { MessageFrame } from '../domain/frames';
-import type { ClientIdClaim, InboxRow, MessageStore, StoredMessageState } from '../domain/messaging-ports';
+import { WriteDeadlineError, type ClientIdClaim, type InboxRow, type MessageStore, type StoredMessageState } from '../domain/messaging-ports';
 import { batchWriteAll } from './dynamo-paging';
 
 /**
  * The messages table (lib/gateway-declaration.ts `tables.messages`), three kinds of rows:
- *   msg#{msgId}                / "msg"       storing state and the inbox positions of a message
+ *   msg#{msgId}                / "msg"       storing state: positions, frozen audience, chunks done
  *   inbox#{userId}             / {position}  one per audience member; the frame as JSON text
  *   dedup#{userId}#{clientId}  / "dedup"     a client frame id seen within the window
  * Frames are stored as JSON text, not DynamoDB maps: any JSON body round-trips exactly
@@ -29,15 +30,15 @@ export class DynamoMessageStore implements MessageStore {
     private readonly tableName: string,
   ) {}
 
-  async claimClientId(userId: string, clientId: string, candidate: { msgId: string; ts: number }, expiresAt: number): Promise<ClientIdClaim | undefined> {
+  async claimClientId(userId: string, clientId: string, candidate: ClientIdClaim, expiresAt: number, nowMs: number): Promise<ClientIdClaim | undefined> {
     try {
       await this.client.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...dedupKey(userId, clientId), msgId: candidate.msgId, ts: candidate.ts, queued: false, expiresAt },
+          Item: { ...dedupKey(userId, clientId), ...candidate, expiresAt },
           // An expired claim (TTL not yet applied) is free to take again.
           ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
-          ExpressionAttributeValues: { ':now': epochSeconds(candidate.ts) },
+          ExpressionAttributeValues: { ':now': epochSeconds(nowMs) },
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
@@ -45,49 +46,88 @@ export class DynamoMessageStore implements MessageStore {
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       // The raw Item names the earlier claim; read it back if it is missing or unexpected.
-      const earlier = (err.Item && unmarshallClaim(err.Item)) || (await this.readClaim(userId, clientId));
+      const earlier = (err.Item && claimOf(plainOf(err.Item))) || (await this.getClientIdClaim(userId, clientId, nowMs));
       if (!earlier) throw err;
       return earlier;
     }
   }
 
-  private async readClaim(userId: string, clientId: string): Promise<ClientIdClaim | undefined> {
+  async getClientIdClaim(userId: string, clientId: string, nowMs: number): Promise<ClientIdClaim | undefined> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: dedupKey(userId, clientId), ConsistentRead: true }));
-    return Item ? { msgId: Item.msgId as string, ts: Item.ts as number, queued: Item.queued === true } : undefined;
+    return Item && (Item.expiresAt as number) > epochSeconds(nowMs) ? claimOf(Item) : undefined;
   }
 
-  async markClientIdQueued(userId: string, clientId: string): Promise<void> {
-    await this.client.send(
-      new UpdateCommand({ TableName: this.tableName, Key: dedupKey(userId, clientId), UpdateExpression: 'SET queued = :t', ExpressionAttributeValues: { ':t': true } }),
-    );
+  async takeOverClientId(userId: string, clientId: string, fromOwner: string, toOwner: string, leaseUntil: number): Promise<boolean> {
+    return this.conditionalUpdate({
+      Key: dedupKey(userId, clientId),
+      UpdateExpression: 'SET #o = :to, leaseUntil = :l',
+      ConditionExpression: '#o = :from AND #s = :pending',
+      ExpressionAttributeNames: { '#o': 'owner', '#s': 'state' },
+      ExpressionAttributeValues: { ':to': toOwner, ':from': fromOwner, ':l': leaseUntil, ':pending': 'pending' },
+    });
+  }
+
+  async releaseClientId(userId: string, clientId: string, owner: string): Promise<boolean> {
+    return this.conditionalUpdate({
+      Key: dedupKey(userId, clientId),
+      UpdateExpression: 'SET leaseUntil = :zero',
+      ConditionExpression: '#o = :me AND #s = :pending',
+      ExpressionAttributeNames: { '#o': 'owner', '#s': 'state' },
+      ExpressionAttributeValues: { ':me': owner, ':zero': 0, ':pending': 'pending' },
+    });
+  }
+
+  async markClientIdQueued(userId: string, clientId: string, owner: string): Promise<boolean> {
+    // Conditional on the owner: an update alone would create a row (with no msgId and no TTL)
+    // once the claim had expired and been deleted, and poison the id.
+    return this.conditionalUpdate({
+      Key: dedupKey(userId, clientId),
+      UpdateExpression: 'SET #s = :queued',
+      ConditionExpression: '#o = :me',
+      ExpressionAttributeNames: { '#o': 'owner', '#s': 'state' },
+      ExpressionAttributeValues: { ':me': owner, ':queued': 'queued' },
+    });
+  }
+
+  private async conditionalUpdate(input: Omit<UpdateCommandInput, 'TableName'>): Promise<boolean> {
+    try {
+      await this.client.send(new UpdateCommand({ TableName: this.tableName, ...input }));
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
     const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: messageKey(msgId), ConsistentRead: true }));
-    if (!Item) return undefined;
-    const positions = [...((Item.positions as Set<string> | undefined) ?? [])].sort();
-    return { msgId, positions, state: Item.state as StoredMessageState['state'] };
+    return Item ? stateOf(msgId, Item) : undefined;
   }
 
-  async beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void> {
+  async beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState> {
     // ADD to a string set: the positions of every attempt stay known until the last succeeds.
-    await this.client.send(
+    const { Attributes } = await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
         Key: messageKey(frame.msgId),
-        UpdateExpression: 'SET #s = :storing, frame = :f, expiresAt = :e ADD positions :p',
+        UpdateExpression: 'SET #s = :storing, expiresAt = :e, audience = if_not_exists(audience, :a), chunks = if_not_exists(chunks, :none) ADD positions :p',
         ExpressionAttributeNames: { '#s': 'state' },
-        ExpressionAttributeValues: { ':storing': 'storing', ':f': JSON.stringify(frame), ':e': expiresAt, ':p': new Set([position]) },
+        ExpressionAttributeValues: { ':storing': 'storing', ':e': expiresAt, ':a': [...audience], ':none': {}, ':p': new Set([position]) },
+        ReturnValues: 'ALL_NEW',
       }),
     );
+    return stateOf(frame.msgId, Attributes ?? {});
   }
 
-  async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number): Promise<void> {
+  async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void> {
     const json = JSON.stringify(frame);
     await batchWriteAll(
       this.client,
       this.tableName,
       userIds.map((userId) => ({ PutRequest: { Item: { ...inboxKey(userId, position), msgId: frame.msgId, frame: json, expiresAt } } })),
+      () => {
+        if (Date.now() > notAfterMs) throw new WriteDeadlineError(`inbox rows of ${frame.msgId} at ${position}`);
+      },
     );
   }
 
@@ -97,6 +137,16 @@ export class DynamoMessageStore implements MessageStore {
       this.tableName,
       userIds.map((userId) => ({ DeleteRequest: { Key: inboxKey(userId, position) } })),
     );
+  }
+
+  async markChunkStored(msgId: string, index: number, position: string): Promise<boolean> {
+    return this.conditionalUpdate({
+      Key: messageKey(msgId),
+      UpdateExpression: 'SET chunks.#i = :p',
+      ConditionExpression: 'attribute_not_exists(chunks.#i)',
+      ExpressionAttributeNames: { '#i': String(index) },
+      ExpressionAttributeValues: { ':p': position },
+    });
   }
 
   async markStored(msgId: string): Promise<void> {
@@ -131,9 +181,30 @@ export class DynamoMessageStore implements MessageStore {
   }
 }
 
-function unmarshallClaim(item: Record<string, unknown>): ClientIdClaim | undefined {
-  // ReturnValuesOnConditionCheckFailure hands back raw attribute values ({S:..}, {N:..}, {BOOL:..}).
-  const attr = item as Record<string, { S?: string; N?: string; BOOL?: boolean }>;
-  if (!attr.msgId?.S || !attr.ts?.N) return undefined;
-  return { msgId: attr.msgId.S, ts: Number(attr.ts.N), queued: attr.queued?.BOOL === true };
+/** ReturnValuesOnConditionCheckFailure hands back raw attribute values ({S:..}, {N:..}); a claim has only S and N. */
+function plainOf(item: Record<string, unknown>): Record<string, unknown> {
+  const attr = item as Record<string, { S?: string; N?: string }>;
+  return Object.fromEntries(Object.entries(attr).map(([name, value]) => [name, value?.S ?? (value?.N !== undefined ? Number(value.N) : undefined)]));
+}
+
+function claimOf(item: Record<string, unknown>): ClientIdClaim | undefined {
+  if (typeof item.msgId !== 'string' || typeof item.ts !== 'number' || typeof item.owner !== 'string') return undefined;
+  return {
+    msgId: item.msgId,
+    ts: item.ts,
+    state: item.state === 'queued' ? 'queued' : 'pending',
+    owner: item.owner,
+    leaseUntil: typeof item.leaseUntil === 'number' ? item.leaseUntil : 0,
+  };
+}
+
+function stateOf(msgId: string, item: Record<string, unknown>): StoredMessageState {
+  const chunks = (item.chunks as Record<string, string> | undefined) ?? {};
+  return {
+    msgId,
+    state: item.state === 'stored' ? 'stored' : 'storing',
+    positions: [...((item.positions as Set<string> | undefined) ?? [])].sort(),
+    audience: (item.audience as string[] | undefined) ?? [],
+    chunksDone: Object.fromEntries(Object.entries(chunks).map(([index, position]) => [Number(index), position])),
+  };
 }

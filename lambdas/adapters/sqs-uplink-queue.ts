@@ -17,6 +17,20 @@ export function conversationOf(from: string, to: Recipient): string {
   return key.length <= 128 ? key : `h:${createHash('sha256').update(key).digest('hex')}`;
 }
 
+/**
+ * JSON text that SQS accepts for any JSON value. SQS message bodies may hold only #x9, #xA, #xD,
+ * #x20-#xD7FF, #xE000-#xFFFD and #x10000-#x10FFFF. JSON.stringify already escapes control
+ * characters and lone surrogates, so the only characters it can emit outside that set are
+ * U+FFFE and U+FFFF; those are written as \uXXXX escapes. Characters above U+FFFF (emoji) are
+ * escaped too, as surrogate pairs: real SQS accepts them raw, but the local SQS emulator does
+ * not, and one encoding for both keeps local mode honest. JSON.parse restores every one.
+ */
+export function toSqsBody(value: unknown): string {
+  return JSON.stringify(value).replace(/[\uFFFE\uFFFF]|[\uD800-\uDBFF][\uDC00-\uDFFF]/g, (chars) =>
+    [...Array(chars.length).keys()].map((i) => `\\u${chars.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''),
+  );
+}
+
 export class SqsUplinkQueue implements UplinkQueue {
   constructor(
     private readonly client: SQSClient,
@@ -27,7 +41,7 @@ export class SqsUplinkQueue implements UplinkQueue {
     await this.client.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
-        MessageBody: JSON.stringify(message),
+        MessageBody: toSqsBody(message),
         MessageGroupId: conversationOf(message.from, message.to),
         MessageDeduplicationId: message.msgId,
       }),

@@ -1,4 +1,4 @@
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { SignJWT, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
 
 /**
  * Client tokens (PROTOCOL.md §2): HS256 JWTs with `sub` (user id, required), `did` (device
@@ -16,7 +16,12 @@ export const DEFAULT_DEVICE_ID = 'default';
 const ID_PATTERN = /^[A-Za-z0-9_.:@-]{1,128}$/;
 export const isValidId = (value: unknown): value is string => typeof value === 'string' && ID_PATTERN.test(value);
 
-export type TokenRejection = 'malformed' | 'bad_signature' | 'expired' | 'bad_claims';
+/**
+ * `malformed`: not a JWT at all (401 at the upgrade). The others are well-formed JWTs that this
+ * gateway will not accept (403): expired, another algorithm than HS256 (`alg: none`, HS512,
+ * RS256, ...), a signature that does not verify, or missing/invalid claims.
+ */
+export type TokenRejection = 'malformed' | 'bad_algorithm' | 'bad_signature' | 'expired' | 'bad_claims';
 
 export class TokenRejectedError extends Error {
   constructor(
@@ -42,12 +47,26 @@ export async function verifyClientToken(token: string, secret: string, nowMs: nu
     if (err instanceof joseErrors.JWTExpired) throw new TokenRejectedError('expired', 'token expired');
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TokenRejectedError('bad_signature', 'bad token signature');
     if (err instanceof joseErrors.JWTClaimValidationFailed) throw new TokenRejectedError('bad_claims', err.message);
-    throw new TokenRejectedError('malformed', 'malformed token');
+    const alg = protectedAlgOf(token);
+    if (alg === undefined) throw new TokenRejectedError('malformed', 'malformed token');
+    if (alg !== 'HS256') throw new TokenRejectedError('bad_algorithm', 'token algorithm must be HS256');
+    throw new TokenRejectedError('bad_signature', 'bad token');
   }
   const deviceId = payload.did ?? DEFAULT_DEVICE_ID;
   if (!isValidId(payload.sub)) throw new TokenRejectedError('bad_claims', 'sub must be an id of 1-128 [A-Za-z0-9_.:@-]');
   if (!isValidId(deviceId)) throw new TokenRejectedError('bad_claims', 'did must be an id of 1-128 [A-Za-z0-9_.:@-]');
   return { userId: payload.sub, deviceId, expiresAt: payload.exp as number };
+}
+
+/** The `alg` of a token shaped like a compact JWS (three dot-separated parts), else undefined. */
+function protectedAlgOf(token: string): string | undefined {
+  if (token.split('.').length !== 3) return undefined;
+  try {
+    const { alg } = decodeProtectedHeader(token);
+    return typeof alg === 'string' ? alg : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface TokenRequest {

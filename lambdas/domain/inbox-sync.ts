@@ -1,12 +1,16 @@
 import type { Clock } from './clock';
 import { DEFAULT_SYNC_LIMIT, type MessageFrame, type SyncFrame } from './frames';
-import { cursorOf, startPositionOf } from './inbox-position';
+import { nextCursorOf, resumeCursorOf, RESUME_OVERLAP_MS, syncStartOf } from './inbox-position';
 import type { MessageStore } from './messaging-ports';
 
 /**
  * The `sync` route: a page of the caller's inbox. A reply is one WebSocket message, which
  * API Gateway caps at 128 KiB, so a page also stops at `maxReplyBytes` of message frames
  * (bodies are at most 32 KiB, so a page always holds at least three).
+ *
+ * Every reply carries `cursor`, the resume point (inbox-position.ts): a client that always
+ * resumes from the `cursor` of the last reply it got never misses an acknowledged message,
+ * whatever happened to live pushes. `next` is set while more pages exist right now.
  */
 export interface SyncDeps {
   messages: MessageStore;
@@ -15,24 +19,34 @@ export interface SyncDeps {
   maxReplyBytes: number;
 }
 
-export const defaultSyncSettings = { overlapMs: 30_000, maxReplyBytes: 120 * 1024 } as const;
+export interface SyncPage {
+  messages: MessageFrame[];
+  next: string | null;
+  cursor: string;
+}
 
-export async function syncInbox(deps: SyncDeps, userId: string, frame: SyncFrame): Promise<{ messages: MessageFrame[]; next: string | null }> {
+export const defaultSyncSettings = { overlapMs: RESUME_OVERLAP_MS, maxReplyBytes: 120 * 1024 } as const;
+
+export async function syncInbox(deps: SyncDeps, userId: string, frame: SyncFrame): Promise<SyncPage> {
   const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
-  const start = startPositionOf(frame.after, deps.overlapMs);
-  const { rows, more } = await deps.messages.readInbox(userId, start, limit, deps.clock.nowMs());
+  const nowMs = deps.clock.nowMs();
+  const { start, floor } = syncStartOf(frame.after, nowMs, deps.overlapMs);
+  const { rows, more } = await deps.messages.readInbox(userId, start, limit, nowMs);
 
   const messages: MessageFrame[] = [];
   let bytes = 0;
   let lastPosition: string | undefined;
+  let cut = more;
   for (const row of rows) {
     const size = Buffer.byteLength(JSON.stringify(row.frame), 'utf8') + 1;
     if (messages.length > 0 && bytes + size > deps.maxReplyBytes) {
-      return { messages, next: cursorOf(lastPosition!) };
+      cut = true;
+      break;
     }
     bytes += size;
     messages.push(row.frame);
     lastPosition = row.position;
   }
-  return { messages, next: more && lastPosition ? cursorOf(lastPosition) : null };
+  if (!cut || lastPosition === undefined) return { messages, next: null, cursor: resumeCursorOf(undefined, floor) };
+  return { messages, next: nextCursorOf(lastPosition, floor), cursor: resumeCursorOf(lastPosition, floor) };
 }

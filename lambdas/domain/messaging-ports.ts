@@ -22,19 +22,30 @@ export interface UplinkQueue {
   enqueue(message: QueuedMessage): Promise<void>;
 }
 
-/** A client retry (same user, same frame `id`) within the de-duplication window. */
+/**
+ * The claim on a client frame `id` (same user, same `id`) for the de-duplication window.
+ * One send attempt at a time owns it (`owner`), for `leaseUntil`; the owner queues the message,
+ * marks the claim `queued`, acks and delivers. Everyone else waits for `queued` and only acks.
+ */
 export interface ClientIdClaim {
   msgId: string;
   ts: number;
-  /** Whether the earlier attempt got as far as the queue. */
-  queued: boolean;
+  state: 'pending' | 'queued';
+  /** Opaque id of the attempt that owns the claim. */
+  owner: string;
+  /** Epoch ms until which the owner may still be working; after it, another attempt may take over. */
+  leaseUntil: number;
 }
 
 export interface StoredMessageState {
   msgId: string;
+  state: 'storing' | 'stored';
   /** Every inbox position a storing attempt has begun at, oldest first. */
   positions: string[];
-  state: 'storing' | 'stored';
+  /** The users who get an inbox row, fixed by the first storing attempt. */
+  audience: string[];
+  /** Chunks of `audience` (STORE_CHUNK_SIZE each, in order) already written: index -> position. */
+  chunksDone: Record<number, string>;
 }
 
 export interface InboxRow {
@@ -42,22 +53,44 @@ export interface InboxRow {
   frame: MessageFrame;
 }
 
+/** A write that would be sent after its deadline is refused: see MAX_ROW_WRITE_AGE_MS. */
+export class WriteDeadlineError extends Error {
+  constructor(what: string) {
+    super(`${what}: deadline passed before the write was sent`);
+    this.name = 'WriteDeadlineError';
+  }
+}
+
 export interface MessageStore {
   /**
-   * Claims (userId, clientId) for `candidate` unless an unexpired claim exists; returns the
-   * existing claim in that case and undefined when the candidate won.
+   * Claims (userId, clientId) for `candidate` unless an unexpired claim exists (conditional
+   * write); returns the existing claim in that case and undefined when the candidate won.
    */
-  claimClientId(userId: string, clientId: string, candidate: { msgId: string; ts: number }, expiresAt: number): Promise<ClientIdClaim | undefined>;
-  markClientIdQueued(userId: string, clientId: string): Promise<void>;
+  claimClientId(userId: string, clientId: string, candidate: ClientIdClaim, expiresAt: number, nowMs: number): Promise<ClientIdClaim | undefined>;
+  /** The unexpired claim, read consistently. */
+  getClientIdClaim(userId: string, clientId: string, nowMs: number): Promise<ClientIdClaim | undefined>;
+  /** Moves a `pending` claim from `fromOwner` to `toOwner` (conditional); false if anything changed. */
+  takeOverClientId(userId: string, clientId: string, fromOwner: string, toOwner: string, leaseUntil: number): Promise<boolean>;
+  /** Lets another attempt take over at once (the owner failed before the queue); false if not the owner. */
+  releaseClientId(userId: string, clientId: string, owner: string): Promise<boolean>;
+  /**
+   * Marks the claim `queued`, only while `owner` still owns it (conditional: never creates a
+   * row, e.g. once the claim expired and was deleted). Returns whether it did.
+   */
+  markClientIdQueued(userId: string, clientId: string, owner: string): Promise<boolean>;
 
   getMessageState(msgId: string): Promise<StoredMessageState | undefined>;
   /**
-   * Records that a storing attempt at `position` has begun: the message row is `storing` and
-   * `position` joins its positions, before any inbox row is written at it.
+   * Records that a storing attempt at `position` has begun: the message row is `storing`,
+   * `position` joins its positions (before any inbox row is written at it), and `audience` is
+   * kept only if none was recorded yet. Returns the state after the update.
    */
-  beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void>;
-  putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number): Promise<void>;
+  beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState>;
+  /** Writes the rows; refuses (WriteDeadlineError) to send any write once `notAfterMs` has passed. */
+  putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void>;
   deleteInboxRows(userIds: readonly string[], position: string): Promise<void>;
+  /** Records chunk `index` as written at `position`, unless it already was (conditional); returns whether this call recorded it. */
+  markChunkStored(msgId: string, index: number, position: string): Promise<boolean>;
   markStored(msgId: string): Promise<void>;
 
   /**

@@ -2,26 +2,37 @@ import type { Clock } from './clock';
 import { epochSeconds } from './clock';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryReport } from './delivery';
+import { MAX_ROW_WRITE_AGE_MS } from './inbox-position';
 import type { GroupDirectory, MessageStore, QueuedMessage } from './messaging-ports';
 import { audienceOf, messageFrameOf, openedAfter } from './send-message';
 
 /**
  * The uplink persister: stores one queued message and one inbox row per audience member
- * (recipients and the sender, for multi-device history), idempotently.
+ * (recipients and the sender, for multi-device history), idempotently and in small pieces.
  *
- * SQS delivers at least once and a Lambda can die half-way, so storing is a small state
- * machine on the message row: `storing` (a fresh position joins the row's positions) ->
- * inbox rows -> rows at every earlier position deleted -> `stored`. A redelivery of a `stored`
- * message does nothing. A redelivery of a message stuck in `storing` stores it again at a
- * fresh position and deletes the rows of every earlier attempt (the positions were recorded
- * before their rows were written, so none is forgotten), so each inbox ends with exactly one
- * row per message, at a position minted when it became readable (which is what the sync
- * overlap relies on; see inbox-position.ts).
+ * SQS delivers at least once and a Lambda can die half-way, so storing is a state machine on
+ * the message row (`msg#{msgId}`):
+ *   1. `beginStore`: a fresh position joins the row's positions (before any row is written at
+ *      it), and the audience is frozen on the first attempt (so a retry writes, and cleans, the
+ *      same users even if the group changed meanwhile).
+ *   2. The audience is cut into chunks of STORE_CHUNK_SIZE (one BatchWriteItem). For each chunk
+ *      not yet done: delete its rows at every earlier position (a dead attempt may have written
+ *      some), write them at this position, then record the chunk as done at this position.
+ *   3. `stored`, then push to audience connections opened after the message's ts (send served
+ *      the others; see send-message.ts).
  *
- * After storing, it pushes the message to audience connections opened after the message's
- * ts: `send` delivers live only to connections opened at or before ts (send-message.ts), so
- * each connection is served by exactly one of the two.
+ * Hence: a member never has two visible rows of one message at once (delete before write), a
+ * retry never redoes a finished chunk (attempts converge however large the audience is), and
+ * no write is sent at a position older than MAX_ROW_WRITE_AGE_MS (an attempt that gets that
+ * slow stops and is retried at a fresh position), which is what sync's resume floor relies on.
+ *
+ * Attempts for one message never overlap in AWS: the FIFO queue keeps a message invisible for
+ * its visibility timeout (360 s), and Lambda stops an attempt at its timeout (60 s). The chunk
+ * record is still conditional (the first attempt to record a chunk keeps it), and no path
+ * deletes a row without writing the same member's row again right after, so even overlapping
+ * attempts can duplicate a row, never lose one.
  */
+export const STORE_CHUNK_SIZE = 25;
 
 export interface PersistDeps {
   messages: MessageStore;
@@ -29,9 +40,9 @@ export interface PersistDeps {
   registry: ConnectionRegistry;
   delivery: DeliveryDeps;
   clock: Clock;
-  newPosition: () => string;
+  newPosition: (nowMs: number) => string;
   inboxTtlSeconds: number;
-  /** Test-only fault injection: throw after the inbox rows are written (see config). */
+  /** Test-only fault injection: throw after the first chunk's rows are written (see config). */
   injectFault?: (message: QueuedMessage, attempt: number) => boolean;
 }
 
@@ -47,26 +58,37 @@ export interface PersistResult {
   lateDelivery: DeliveryReport;
 }
 
+export function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
 export async function persistMessage(deps: PersistDeps, message: QueuedMessage, attempt: number): Promise<PersistResult> {
   const earlier = await deps.messages.getMessageState(message.msgId);
   if (earlier?.state === 'stored') return { outcome: 'duplicate', lateDelivery: emptyReport() };
 
   const frame = messageFrameOf(message);
-  const audience = await audienceOf(deps.groups, message.from, message.to);
   const expiresAt = epochSeconds(message.ts) + deps.inboxTtlSeconds;
-  const position = deps.newPosition();
+  const mintedAt = deps.clock.nowMs();
+  const position = deps.newPosition(mintedAt);
+  const notAfterMs = mintedAt + MAX_ROW_WRITE_AGE_MS;
+  const audience = earlier?.audience.length ? earlier.audience : await audienceOf(deps.groups, message.from, message.to);
 
-  await deps.messages.beginStore(frame, position, expiresAt);
-  await deps.messages.putInboxRows(audience, position, frame, expiresAt);
-  if (deps.injectFault?.(message, attempt)) throw new InjectedFaultError(message.msgId);
-  for (const stale of earlier?.positions ?? []) {
-    if (stale !== position) await deps.messages.deleteInboxRows(audience, stale);
+  const state = await deps.messages.beginStore(frame, audience, position, expiresAt);
+  const stale = state.positions.filter((p) => p !== position);
+  for (const [index, chunk] of chunksOf(state.audience, STORE_CHUNK_SIZE).entries()) {
+    if (state.chunksDone[index] !== undefined) continue;
+    for (const p of stale) await deps.messages.deleteInboxRows(chunk, p);
+    await deps.messages.putInboxRows(chunk, position, frame, expiresAt, notAfterMs);
+    if (index === 0 && deps.injectFault?.(message, attempt)) throw new InjectedFaultError(message.msgId);
+    await deps.messages.markChunkStored(message.msgId, index, position);
   }
   await deps.messages.markStored(message.msgId);
 
   const late = await connectionsOf(
     deps.registry,
-    audience,
+    state.audience,
     deps.clock.nowMs(),
     (c) => !openedAfter(c, message.ts) || c.connectionId === message.fromConnection,
   );

@@ -3,21 +3,34 @@ import { epochSeconds } from './clock';
 import type { ConnectionIdentity } from './connection-lifecycle';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, postWithRetry, type DeliveryDeps, type DeliveryReport } from './delivery';
-import { badRequest, forbidden } from './errors';
+import { badRequest, forbidden, GatewayError } from './errors';
 import type { MessageFrame, Recipient, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
 /**
  * The `send` route (PROTOCOL.md §2). Order matters and is the guarantee:
  *   1. authorize (only members send to a group) and assign msgId/ts;
- *   2. queue durably (SQS FIFO);
- *   3. ack the sender: from here on the message is never lost (the persister stores it);
- *   4. deliver live to every online device of the recipients and the sender's other devices
+ *   2. with a client `id`: own the claim on it (see below);
+ *   3. queue durably (SQS FIFO);
+ *   4. ack the sender: from here on the message is never lost (the persister stores it), and
+ *      nothing that fails later is reported to the sender as an error for this frame;
+ *   5. deliver live to every online device of the recipients and the sender's other devices
  *      that was opened at or before the message's ts; the persister pushes to the ones opened
  *      later (they may miss this listing, and must not get the message twice).
- * A retry with the same client `id` within the window returns the first msgId; if the first
- * attempt got as far as the queue, nothing is queued or delivered again.
+ *
+ * A repeated client `id` never delivers twice. One attempt at a time owns the claim, for a
+ * lease longer than the route can run (CLAIM_LEASE_MS > 29 s); only the owner queues, acks
+ * and delivers. A retry that finds the claim `queued` only acks (same msgId). One that finds it
+ * `pending` waits for it (a concurrent duplicate from another device or socket), and answers
+ * `rate_limited` if it stays pending longer than RETRY_WAIT_MS. A retry takes the claim over
+ * (same msgId) when the owner released it (it failed before the queue) or its lease ran out
+ * (it died). If the owner dies after queueing, the message is stored all the same and the
+ * recipients get it from `sync` (the resume rule), never from a second live push.
  */
+export const CLAIM_LEASE_MS = 35_000;
+export const RETRY_WAIT_MS = 3_000;
+const RETRY_POLL_MS = 100;
+
 export interface SendDeps {
   messages: MessageStore;
   groups: GroupDirectory;
@@ -26,6 +39,8 @@ export interface SendDeps {
   delivery: DeliveryDeps;
   clock: Clock;
   newMsgId: (nowMs: number) => string;
+  newAttemptId: () => string;
+  sleep: (ms: number) => Promise<void>;
   /** Seconds a client `id` is remembered (PROTOCOL.md: 5 minutes). */
   dedupWindowSeconds: number;
 }
@@ -35,6 +50,8 @@ export interface SendResult {
   ts: number;
   duplicate: boolean;
   delivery: DeliveryReport | undefined;
+  /** What failed after the message was queued: logged and counted, never sent to the client. */
+  afterAckFailures: Array<{ step: 'markQueued' | 'ack' | 'delivery'; error: unknown }>;
 }
 
 export function messageFrameOf(message: QueuedMessage): MessageFrame {
@@ -51,12 +68,48 @@ export async function audienceOf(groups: GroupDirectory, from: string, to: Recip
   return [from];
 }
 
+type Claimed = { role: 'owner'; msgId: string; ts: number } | { role: 'duplicate'; msgId: string; ts: number };
+
+/** Owns the claim on (user, client id), or finds the message it already names. */
+async function acquireClientId(deps: SendDeps, userId: string, clientId: string, owner: string, candidate: { msgId: string; ts: number }): Promise<Claimed> {
+  const expiresAt = epochSeconds(candidate.ts) + deps.dedupWindowSeconds;
+  const waitUntil = deps.clock.nowMs() + RETRY_WAIT_MS;
+  let claim = await deps.messages.claimClientId(
+    userId,
+    clientId,
+    { ...candidate, state: 'pending', owner, leaseUntil: candidate.ts + CLAIM_LEASE_MS },
+    expiresAt,
+    candidate.ts,
+  );
+  for (;;) {
+    if (!claim) return { role: 'owner', ...candidate };
+    if (claim.state === 'queued') return { role: 'duplicate', msgId: claim.msgId, ts: claim.ts };
+    const now = deps.clock.nowMs();
+    if (claim.leaseUntil <= now && (await deps.messages.takeOverClientId(userId, clientId, claim.owner, owner, now + CLAIM_LEASE_MS))) {
+      return { role: 'owner', msgId: claim.msgId, ts: claim.ts };
+    }
+    if (now >= waitUntil) {
+      throw new GatewayError('rate_limited', 'a send with this id is still in progress; retry it in a few seconds with the same id');
+    }
+    await deps.sleep(RETRY_POLL_MS);
+    // Expired and gone meanwhile (after the 5-minute window): claim it afresh.
+    claim = (await deps.messages.getClientIdClaim(userId, clientId, deps.clock.nowMs())) ??
+      (await deps.messages.claimClientId(userId, clientId, { ...candidate, state: 'pending', owner, leaseUntil: deps.clock.nowMs() + CLAIM_LEASE_MS }, expiresAt, deps.clock.nowMs()));
+  }
+}
+
 export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, frame: SendFrame): Promise<SendResult> {
   const { to } = frame;
+  const afterAckFailures: SendResult['afterAckFailures'] = [];
   // The ack is one more post, throttle-aware like deliveries. A sender already gone (410) has
   // nobody to tell; its message is queued all the same.
-  const ack = (msgId: string, ts: number) =>
-    postWithRetry(deps.delivery, caller.connectionId, JSON.stringify({ type: 'ack', id: frame.id, msgId, ts }));
+  const ack = async (msgId: string, ts: number) => {
+    try {
+      await postWithRetry(deps.delivery, caller.connectionId, JSON.stringify({ type: 'ack', id: frame.id, msgId, ts }));
+    } catch (error) {
+      afterAckFailures.push({ step: 'ack', error });
+    }
+  };
   if ('wechat' in to) throw badRequest('sending to WeChat users is not enabled on this gateway yet');
   if ('group' in to && !(await deps.groups.isMember(to.group, caller.userId))) {
     throw forbidden(`only members of group "${to.group}" may send to it`);
@@ -64,14 +117,13 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
 
   let ts = deps.clock.nowMs();
   let msgId = deps.newMsgId(ts);
+  const owner = deps.newAttemptId();
   if (frame.id !== undefined) {
-    const earlier = await deps.messages.claimClientId(caller.userId, frame.id, { msgId, ts }, epochSeconds(ts) + deps.dedupWindowSeconds);
-    if (earlier) {
-      ({ msgId, ts } = earlier);
-      if (earlier.queued) {
-        await ack(msgId, ts);
-        return { msgId, ts, duplicate: true, delivery: undefined };
-      }
+    const claimed = await acquireClientId(deps, caller.userId, frame.id, owner, { msgId, ts });
+    ({ msgId, ts } = claimed);
+    if (claimed.role === 'duplicate') {
+      await ack(msgId, ts);
+      return { msgId, ts, duplicate: true, delivery: undefined, afterAckFailures };
     }
   }
 
@@ -84,12 +136,37 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
     body: frame.body,
     ts,
   };
-  await deps.uplink.enqueue(message);
-  if (frame.id !== undefined) await deps.messages.markClientIdQueued(caller.userId, frame.id);
-  await ack(msgId, ts);
+  try {
+    await deps.uplink.enqueue(message);
+  } catch (err) {
+    // Not acked: the client retries, and its retry may take over at once with the same msgId.
+    if (frame.id !== undefined) await deps.messages.releaseClientId(caller.userId, frame.id, owner).catch(() => false);
+    throw err;
+  }
 
-  const audience = await audienceOf(deps.groups, caller.userId, to);
-  const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId || openedAfter(c, ts));
-  const delivery = await deliver(deps.delivery, targets, JSON.stringify(messageFrameOf(message)));
-  return { msgId, ts, duplicate: false, delivery };
+  // Queued: from here on nothing is reported to the client as a failure of this frame.
+  let stillOwner = true;
+  if (frame.id !== undefined) {
+    try {
+      stillOwner = await deps.messages.markClientIdQueued(caller.userId, frame.id, owner);
+      if (!stillOwner) afterAckFailures.push({ step: 'markQueued', error: new Error('the claim was taken over or expired; live delivery left to sync') });
+    } catch (error) {
+      // A retry may still find the claim pending and take it over after the lease: it would
+      // deliver then, so this attempt must not (the message reaches sync either way).
+      stillOwner = false;
+      afterAckFailures.push({ step: 'markQueued', error });
+    }
+  }
+  await ack(msgId, ts);
+  if (!stillOwner) return { msgId, ts, duplicate: false, delivery: undefined, afterAckFailures };
+
+  try {
+    const audience = await audienceOf(deps.groups, caller.userId, to);
+    const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId || openedAfter(c, ts));
+    const delivery = await deliver(deps.delivery, targets, JSON.stringify(messageFrameOf(message)));
+    return { msgId, ts, duplicate: false, delivery, afterAckFailures };
+  } catch (error) {
+    afterAckFailures.push({ step: 'delivery', error });
+    return { msgId, ts, duplicate: false, delivery: undefined, afterAckFailures };
+  }
 }

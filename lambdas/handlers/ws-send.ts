@@ -2,7 +2,7 @@ import { parseClientFrame } from '../domain/frames';
 import { sendMessage } from '../domain/send-message';
 import { sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
-import { countMetric, recordDelivery, withMetrics } from '../runtime/observability';
+import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
 
 /**
@@ -10,10 +10,20 @@ import { callerOf } from '../runtime/ws-event';
  * delivery, so it does not wait for the fan-out. Errors come back as error frames.
  */
 export const handler = wsRoute(async (event) => {
-  const frame = parseClientFrame('send', event.body);
-  const caller = callerOf(event);
-  const { delivery, duplicate } = await sendMessage(sendDeps(), caller, frame);
-  countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
-  if (delivery) recordDelivery('live', delivery);
-  return undefined;
+  try {
+    const frame = parseClientFrame('send', event.body);
+    const caller = callerOf(event);
+    const { msgId, delivery, duplicate, afterAckFailures } = await sendMessage(sendDeps(), caller, frame);
+    countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
+    if (delivery) recordDelivery('live', delivery);
+    for (const { step, error } of afterAckFailures) {
+      // The message is queued and acked; this is for operators, never an error frame.
+      countMetric('failuresAfterAck');
+      logger.warn('failure after the ack (the message is queued and will be stored)', { msgId, step, error: error as Error });
+    }
+    return undefined;
+  } catch (err) {
+    countMetric('sendsRefused'); // and the invocation always has a metric to flush
+    throw err;
+  }
 }).use(withMetrics());

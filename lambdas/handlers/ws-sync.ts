@@ -4,9 +4,9 @@ import { syncDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
 import { callerOf } from '../runtime/ws-event';
 
-/** `sync`: a page of the caller's inbox after a msgId or cursor. */
+/** `sync`: a page of the caller's inbox after a cursor (or msgId), with the resume cursor. */
 export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('sync', event.body);
-  const { messages, next } = await syncInbox(syncDeps(), callerOf(event).userId, frame);
-  return { type: 'sync', id: frame.id, messages, next };
+  const page = await syncInbox(syncDeps(), callerOf(event).userId, frame);
+  return { type: 'sync', id: frame.id, ...page };
 });

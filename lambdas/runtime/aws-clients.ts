@@ -14,7 +14,9 @@ let sqsClient: SQSClient | undefined;
 const managementClients = new Map<string, ApiGatewayManagementApiClient>();
 
 export function dynamoDocumentClient(): DynamoDBDocumentClient {
-  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({})), {
+  // A bounded request time keeps the persister's write deadline meaningful (inbox-position.ts,
+  // RESUME_OVERLAP_MS): a write is either answered within seconds or retried, not left hanging.
+  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({ maxAttempts: 3, requestHandler: { requestTimeout: 3000 } })), {
     marshallOptions: { removeUndefinedValues: true },
   });
   return documentClient;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 import { DynamoConnectionRegistry } from '../adapters/dynamo-connection-registry';
 import { DynamoGroupDirectory } from '../adapters/dynamo-group-directory';
@@ -42,11 +42,13 @@ export const lifecycleDeps = (): LifecycleDeps => ({
   idleTtlSeconds: connectionIdleTtlSeconds(),
 });
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 export const deliveryDeps = (): DeliveryDeps => ({
   sender: connectionSender(),
   registry: connectionRegistry(),
   ...defaultDeliverySettings,
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  sleep,
   random: Math.random,
 });
 
@@ -58,6 +60,8 @@ export const sendDeps = (): SendDeps => ({
   delivery: deliveryDeps(),
   clock: systemClock,
   newMsgId: (nowMs) => nextUlid(nowMs),
+  newAttemptId: () => randomUUID(),
+  sleep,
   dedupWindowSeconds: DEDUP_WINDOW_SECONDS,
 });
 
@@ -74,7 +78,7 @@ export const persistDeps = (): PersistDeps => {
     registry: connectionRegistry(),
     delivery: deliveryDeps(),
     clock: systemClock,
-    newPosition: () => nextUlid(),
+    newPosition: (nowMs) => nextUlid(nowMs),
     inboxTtlSeconds: inboxTtlDays() * 86_400,
     injectFault: faultRatio > 0 ? (message: QueuedMessage, attempt: number) => attempt === 1 && inShare(message.msgId, faultRatio) : undefined,
   };

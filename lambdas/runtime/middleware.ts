@@ -3,7 +3,7 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Context } from 'aws-lambda';
 import { errorFrame, frameIdOf } from '../domain/frames';
-import { toClientError } from '../domain/errors';
+import { badRequest, toClientError } from '../domain/errors';
 import { logger, tracer } from './observability';
 import type { WsEvent, WsResult } from './ws-event';
 
@@ -29,14 +29,22 @@ export function errorFrames(): MiddlewareObj<WsEvent, WsResult> {
       const { code, message } = toClientError(request.error);
       if (code === 'internal') logger.error('route failed', request.error as Error);
       else logger.info('request refused', { code, reason: message });
-      request.response = { statusCode: 200, body: JSON.stringify(errorFrame(code, message, frameIdOf(request.event.body))) };
+      const id = request.event.isBase64Encoded ? undefined : frameIdOf(request.event.body);
+      request.response = { statusCode: 200, body: JSON.stringify(errorFrame(code, message, id)) };
     },
   };
 }
 
-/** A WebSocket message route whose handler returns the reply frame (or nothing). */
+export const BINARY_FRAME_MESSAGE = 'binary frames are not supported; send JSON text frames';
+
+/**
+ * A WebSocket message route whose handler returns the reply frame (or nothing). A binary frame
+ * reaches a route base64-encoded (`isBase64Encoded`): it is refused before the handler sees it,
+ * so its bytes are never decoded as text and acked changed.
+ */
 export function wsRoute(handler: (event: WsEvent) => Promise<object | undefined>) {
   return observed<WsEvent, WsResult>(async (event) => {
+    if (event.isBase64Encoded) throw badRequest(BINARY_FRAME_MESSAGE);
     const frame = await handler(event);
     return frame ? { statusCode: 200, body: JSON.stringify(frame) } : { statusCode: 200 };
   }).use(errorFrames());

@@ -8,16 +8,17 @@ import { epochSeconds, type Clock } from '../../lambdas/domain/clock';
 import type { ConnectionRecord, ConnectionRegistry } from '../../lambdas/domain/connection-registry';
 import type { DeliveryDeps } from '../../lambdas/domain/delivery';
 import type { MessageFrame } from '../../lambdas/domain/frames';
-import type {
-  ClientIdClaim,
-  ConnectionSender,
-  GroupDirectory,
-  InboxRow,
-  MessageStore,
-  PostOutcome,
-  QueuedMessage,
-  StoredMessageState,
-  UplinkQueue,
+import {
+  WriteDeadlineError,
+  type ClientIdClaim,
+  type ConnectionSender,
+  type GroupDirectory,
+  type InboxRow,
+  type MessageStore,
+  type PostOutcome,
+  type QueuedMessage,
+  type StoredMessageState,
+  type UplinkQueue,
 } from '../../lambdas/domain/messaging-ports';
 
 /** Plain string order, the order of a DynamoDB string sort key (not localeCompare). */
@@ -76,7 +77,6 @@ interface ClaimRow extends ClientIdClaim {
 }
 
 interface MessageRow extends StoredMessageState {
-  frame: MessageFrame;
   expiresAt: number;
 }
 
@@ -85,40 +85,108 @@ interface InboxEntry {
   expiresAt: number;
 }
 
+/** Thrown like DynamoDB's ConditionalCheckFailedException where the adapter would see one. */
+export class FakeConditionalCheckFailed extends Error {
+  constructor() {
+    super('The conditional request failed');
+    this.name = 'ConditionalCheckFailedException';
+  }
+}
+
+type StoreMethod = keyof MessageStore;
+/** Runs before an operation takes effect: throw to make it fail, await to delay it. */
+export type StoreHook = (method: StoreMethod, args: unknown[]) => Promise<void> | void;
+
+/**
+ * The messages table in memory, with DynamoDB's semantics where the code relies on them:
+ * conditional writes fail instead of creating rows, an update never creates a claim, an
+ * expired row still exists (TTL lags) but conditions and reads treat it as the adapter does,
+ * and a write refused by its deadline writes nothing. `hook` lets a test crash or delay any
+ * operation; `now` is the clock the deadline is checked against (the adapter uses Date.now()).
+ */
 export class FakeMessageStore implements MessageStore {
   readonly claims = new Map<string, ClaimRow>();
   readonly messages = new Map<string, MessageRow>();
   /** userId -> position -> row. */
   readonly inboxes = new Map<string, Map<string, InboxEntry>>();
+  hook: StoreHook = () => undefined;
+
+  constructor(private readonly now: () => number = () => Date.now()) {}
 
   private static claimKey = (userId: string, clientId: string) => `${userId}\u0000${clientId}`;
 
-  async claimClientId(userId: string, clientId: string, candidate: { msgId: string; ts: number }, expiresAt: number): Promise<ClientIdClaim | undefined> {
+  private async before(method: StoreMethod, ...args: unknown[]): Promise<void> {
+    await this.hook(method, args);
+  }
+
+  async claimClientId(userId: string, clientId: string, candidate: ClientIdClaim, expiresAt: number, nowMs: number): Promise<ClientIdClaim | undefined> {
+    await this.before('claimClientId', userId, clientId, candidate, expiresAt, nowMs);
     const key = FakeMessageStore.claimKey(userId, clientId);
     const existing = this.claims.get(key);
-    if (existing && existing.expiresAt > epochSeconds(candidate.ts)) {
-      return { msgId: existing.msgId, ts: existing.ts, queued: existing.queued };
-    }
-    this.claims.set(key, { msgId: candidate.msgId, ts: candidate.ts, queued: false, expiresAt });
+    if (existing && existing.expiresAt > epochSeconds(nowMs)) return claimView(existing);
+    this.claims.set(key, { ...candidate, expiresAt });
     return undefined;
   }
 
-  async markClientIdQueued(userId: string, clientId: string): Promise<void> {
-    const claim = this.claims.get(FakeMessageStore.claimKey(userId, clientId));
-    if (claim) claim.queued = true;
+  async getClientIdClaim(userId: string, clientId: string, nowMs: number): Promise<ClientIdClaim | undefined> {
+    await this.before('getClientIdClaim', userId, clientId, nowMs);
+    const row = this.claims.get(FakeMessageStore.claimKey(userId, clientId));
+    return row && row.expiresAt > epochSeconds(nowMs) ? claimView(row) : undefined;
+  }
+
+  async takeOverClientId(userId: string, clientId: string, fromOwner: string, toOwner: string, leaseUntil: number): Promise<boolean> {
+    await this.before('takeOverClientId', userId, clientId, fromOwner, toOwner, leaseUntil);
+    const row = this.claims.get(FakeMessageStore.claimKey(userId, clientId));
+    if (!row || row.owner !== fromOwner || row.state !== 'pending') return false;
+    Object.assign(row, { owner: toOwner, leaseUntil });
+    return true;
+  }
+
+  async releaseClientId(userId: string, clientId: string, owner: string): Promise<boolean> {
+    await this.before('releaseClientId', userId, clientId, owner);
+    const row = this.claims.get(FakeMessageStore.claimKey(userId, clientId));
+    if (!row || row.owner !== owner || row.state !== 'pending') return false;
+    row.leaseUntil = 0;
+    return true;
+  }
+
+  async markClientIdQueued(userId: string, clientId: string, owner: string): Promise<boolean> {
+    await this.before('markClientIdQueued', userId, clientId, owner);
+    const row = this.claims.get(FakeMessageStore.claimKey(userId, clientId));
+    if (!row || row.owner !== owner) return false; // conditional: never creates a row
+    row.state = 'queued';
+    return true;
+  }
+
+  /** What TTL eventually does: the row is gone. */
+  deleteClaim(userId: string, clientId: string): void {
+    this.claims.delete(FakeMessageStore.claimKey(userId, clientId));
   }
 
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
+    await this.before('getMessageState', msgId);
     const row = this.messages.get(msgId);
-    return row && { msgId: row.msgId, positions: [...row.positions].sort(), state: row.state };
+    return row && stateView(row);
   }
 
-  async beginStore(frame: MessageFrame, position: string, expiresAt: number): Promise<void> {
-    const positions = new Set(this.messages.get(frame.msgId)?.positions ?? []).add(position);
-    this.messages.set(frame.msgId, { msgId: frame.msgId, positions: [...positions], state: 'storing', frame, expiresAt });
+  async beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState> {
+    await this.before('beginStore', frame, audience, position, expiresAt);
+    const row = this.messages.get(frame.msgId);
+    const next: MessageRow = {
+      msgId: frame.msgId,
+      state: 'storing',
+      positions: [...new Set([...(row?.positions ?? []), position])],
+      audience: row?.audience.length ? row.audience : [...audience],
+      chunksDone: row?.chunksDone ?? {},
+      expiresAt,
+    };
+    this.messages.set(frame.msgId, next);
+    return stateView(next);
   }
 
-  async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number): Promise<void> {
+  async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void> {
+    await this.before('putInboxRows', userIds, position, frame, expiresAt, notAfterMs);
+    if (this.now() > notAfterMs) throw new WriteDeadlineError(`inbox rows of ${frame.msgId} at ${position}`);
     for (const userId of userIds) {
       let inbox = this.inboxes.get(userId);
       if (!inbox) this.inboxes.set(userId, (inbox = new Map()));
@@ -127,15 +195,27 @@ export class FakeMessageStore implements MessageStore {
   }
 
   async deleteInboxRows(userIds: readonly string[], position: string): Promise<void> {
+    await this.before('deleteInboxRows', userIds, position);
     for (const userId of userIds) this.inboxes.get(userId)?.delete(position);
   }
 
+  async markChunkStored(msgId: string, index: number, position: string): Promise<boolean> {
+    await this.before('markChunkStored', msgId, index, position);
+    const row = this.messages.get(msgId);
+    if (!row) throw new Error(`no message row ${msgId}`); // DynamoDB: the map path does not exist
+    if (row.chunksDone[index] !== undefined) return false;
+    row.chunksDone[index] = position;
+    return true;
+  }
+
   async markStored(msgId: string): Promise<void> {
+    await this.before('markStored', msgId);
     const row = this.messages.get(msgId);
     if (row) row.state = 'stored';
   }
 
   async readInbox(userId: string, afterPosition: string | undefined, max: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }> {
+    await this.before('readInbox', userId, afterPosition, max, nowMs);
     const now = epochSeconds(nowMs);
     const live = [...(this.inboxes.get(userId) ?? new Map<string, InboxEntry>()).entries()]
       .filter(([position, row]) => (afterPosition === undefined || position > afterPosition) && row.expiresAt > now)
@@ -151,6 +231,15 @@ export class FakeMessageStore implements MessageStore {
       .map(([position, row]) => ({ position, frame: row.frame }));
   }
 }
+
+const claimView = (row: ClaimRow): ClientIdClaim => ({ msgId: row.msgId, ts: row.ts, state: row.state, owner: row.owner, leaseUntil: row.leaseUntil });
+const stateView = (row: MessageRow): StoredMessageState => ({
+  msgId: row.msgId,
+  state: row.state,
+  positions: [...row.positions].sort(byString),
+  audience: [...row.audience],
+  chunksDone: { ...row.chunksDone },
+});
 
 export class FakeGroupDirectory implements GroupDirectory {
   readonly groups = new Map<string, Set<string>>();

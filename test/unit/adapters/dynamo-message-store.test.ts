@@ -3,6 +3,7 @@ import { BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, Quer
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoMessageStore } from '../../../lambdas/adapters/dynamo-message-store';
 import type { MessageFrame } from '../../../lambdas/domain/frames';
+import { WriteDeadlineError } from '../../../lambdas/domain/messaging-ports';
 
 const ddb = mockClient(DynamoDBDocumentClient);
 const TABLE = 'messages-table';
@@ -16,13 +17,15 @@ const inboxItem = (position: string, expiresAt: number) => ({ pk: 'inbox#u2', sk
 
 beforeEach(() => ddb.reset());
 
+const CLAIM = { msgId: MSG_ID, ts: NOW, state: 'pending' as const, owner: 'a1', leaseUntil: NOW + 35_000 };
+
 describe('DynamoMessageStore.claimClientId', () => {
   it('returns undefined when the conditional put wins', async () => {
     ddb.on(PutCommand).resolves({});
-    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toBeUndefined();
+    await expect(store().claimClientId('u1', 'c-1', CLAIM, NOW_S + 300, NOW)).resolves.toBeUndefined();
     expect(ddb.commandCalls(PutCommand)[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Item: { pk: 'dedup#u1#c-1', sk: 'dedup', msgId: MSG_ID, ts: NOW, queued: false, expiresAt: NOW_S + 300 },
+      Item: { pk: 'dedup#u1#c-1', sk: 'dedup', ...CLAIM, expiresAt: NOW_S + 300 },
       ConditionExpression: 'attribute_not_exists(pk) OR expiresAt <= :now',
       ExpressionAttributeValues: { ':now': NOW_S },
       ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -34,23 +37,61 @@ describe('DynamoMessageStore.claimClientId', () => {
       new ConditionalCheckFailedException({
         message: 'The conditional request failed',
         $metadata: {},
-        Item: { pk: { S: 'dedup#u1#c-1' }, sk: { S: 'dedup' }, msgId: { S: 'OLD' }, ts: { N: String(NOW - 5000) }, queued: { BOOL: true }, expiresAt: { N: '1' } },
+        Item: {
+          pk: { S: 'dedup#u1#c-1' },
+          sk: { S: 'dedup' },
+          msgId: { S: 'OLD' },
+          ts: { N: String(NOW - 5000) },
+          state: { S: 'queued' },
+          owner: { S: 'a0' },
+          leaseUntil: { N: String(NOW + 1) },
+          expiresAt: { N: '1' },
+        },
       }),
     );
-    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toEqual({ msgId: 'OLD', ts: NOW - 5000, queued: true });
+    await expect(store().claimClientId('u1', 'c-1', CLAIM, NOW_S + 300, NOW)).resolves.toEqual({
+      msgId: 'OLD',
+      ts: NOW - 5000,
+      state: 'queued',
+      owner: 'a0',
+      leaseUntil: NOW + 1,
+    });
     expect(ddb.commandCalls(GetCommand)).toHaveLength(0);
   });
 
   it('reads the claim back when the exception carries no Item', async () => {
     ddb.on(PutCommand).rejects(new ConditionalCheckFailedException({ message: 'failed', $metadata: {} }));
-    ddb.on(GetCommand).resolves({ Item: { msgId: 'OLD', ts: NOW - 1, queued: false } });
-    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).resolves.toEqual({ msgId: 'OLD', ts: NOW - 1, queued: false });
+    ddb.on(GetCommand).resolves({ Item: { msgId: 'OLD', ts: NOW - 1, state: 'pending', owner: 'a0', leaseUntil: NOW + 9, expiresAt: NOW_S + 10 } });
+    await expect(store().claimClientId('u1', 'c-1', CLAIM, NOW_S + 300, NOW)).resolves.toEqual({ msgId: 'OLD', ts: NOW - 1, state: 'pending', owner: 'a0', leaseUntil: NOW + 9 });
     expect(ddb.commandCalls(GetCommand)[0]!.args[0].input).toMatchObject({ Key: { pk: 'dedup#u1#c-1', sk: 'dedup' }, ConsistentRead: true });
   });
 
   it('rethrows other errors', async () => {
     ddb.on(PutCommand).rejects(new Error('ProvisionedThroughputExceeded'));
-    await expect(store().claimClientId('u1', 'c-1', { msgId: MSG_ID, ts: NOW }, NOW_S + 300)).rejects.toThrow('ProvisionedThroughputExceeded');
+    await expect(store().claimClientId('u1', 'c-1', CLAIM, NOW_S + 300, NOW)).rejects.toThrow('ProvisionedThroughputExceeded');
+  });
+});
+
+describe('DynamoMessageStore claim updates are conditional', () => {
+  it('markClientIdQueued conditions on the owner (so it can never create a row) and answers false when it fails', async () => {
+    ddb.on(UpdateCommand).rejects(new ConditionalCheckFailedException({ message: 'failed', $metadata: {} }));
+    await expect(store().markClientIdQueued('u1', 'c-1', 'a1')).resolves.toBe(false);
+    const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect(input.ConditionExpression).toBe('#o = :me');
+    expect(input.ExpressionAttributeValues).toMatchObject({ ':me': 'a1' });
+  });
+
+  it('takeOverClientId conditions on the old owner and the pending state', async () => {
+    ddb.on(UpdateCommand).resolves({});
+    await expect(store().takeOverClientId('u1', 'c-1', 'a0', 'a1', NOW + 5)).resolves.toBe(true);
+    const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect(input.ConditionExpression).toBe('#o = :from AND #s = :pending');
+    expect(input.ExpressionAttributeValues).toMatchObject({ ':from': 'a0', ':to': 'a1', ':l': NOW + 5 });
+  });
+
+  it('rethrows errors other than a failed condition', async () => {
+    ddb.on(UpdateCommand).rejects(new Error('throttled'));
+    await expect(store().releaseClientId('u1', 'c-1', 'a1')).rejects.toThrow('throttled');
   });
 });
 
@@ -101,7 +142,7 @@ describe('DynamoMessageStore.putInboxRows', () => {
   it('writes 60 rows in 3 BatchWrite calls of at most 25', async () => {
     ddb.on(BatchWriteCommand).resolves({});
     const users = Array.from({ length: 60 }, (_, i) => `u${i}`);
-    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100);
+    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100, Date.now() + 60_000);
 
     const batches = ddb.commandCalls(BatchWriteCommand).map((c) => c.args[0].input.RequestItems![TABLE]!);
     expect(batches.map((b) => b.length)).toEqual([25, 25, 10]);
@@ -118,28 +159,42 @@ describe('DynamoMessageStore.putInboxRows', () => {
       .resolvesOnce({ UnprocessedItems: { [TABLE]: [leftOver] } })
       .resolvesOnce({});
 
-    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100);
+    await store().putInboxRows(users, 'POS', frame(MSG_ID), NOW_S + 100, Date.now() + 60_000);
 
     const batches = ddb.commandCalls(BatchWriteCommand).map((c) => c.args[0].input.RequestItems![TABLE]!);
     expect(batches.map((b) => b.length)).toEqual([3, 1]);
     expect(batches[1]).toEqual([leftOver]);
   });
+
+  it('sends nothing once the deadline has passed (WriteDeadlineError)', async () => {
+    ddb.on(BatchWriteCommand).resolves({});
+    await expect(store().putInboxRows(['a'], 'POS', frame(MSG_ID), NOW_S + 100, Date.now() - 1)).rejects.toThrow(WriteDeadlineError);
+    expect(ddb.commandCalls(BatchWriteCommand)).toHaveLength(0);
+  });
 });
 
 describe('DynamoMessageStore storing state', () => {
   it('beginStore adds the position to the row’s position set rather than replacing earlier ones', async () => {
-    ddb.on(UpdateCommand).resolves({});
-    await store().beginStore(frame(MSG_ID), 'P2', NOW_S + 100);
+    ddb.on(UpdateCommand).resolves({ Attributes: { state: 'storing', positions: new Set(['P1', 'P2']), audience: ['u2', 'u1'], chunks: {} } });
+    await expect(store().beginStore(frame(MSG_ID), ['u2', 'u1'], 'P2', NOW_S + 100)).resolves.toEqual({
+      msgId: MSG_ID,
+      state: 'storing',
+      positions: ['P1', 'P2'],
+      audience: ['u2', 'u1'],
+      chunksDone: {},
+    });
     const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
     expect(input.Key).toEqual({ pk: `msg#${MSG_ID}`, sk: 'msg' });
     expect(input.UpdateExpression).toMatch(/ADD positions :p/);
     expect(input.ExpressionAttributeValues?.[':p']).toEqual(new Set(['P2']));
     expect(input.ExpressionAttributeValues?.[':storing']).toBe('storing');
+    // The audience is frozen by the first attempt.
+    expect(input.UpdateExpression).toMatch(/audience = if_not_exists\(audience, :a\)/);
   });
 
   it('getMessageState returns every recorded position, oldest first', async () => {
-    ddb.on(GetCommand).resolves({ Item: { pk: `msg#${MSG_ID}`, sk: 'msg', state: 'storing', positions: new Set(['P3', 'P1', 'P2']) } });
-    await expect(store().getMessageState(MSG_ID)).resolves.toEqual({ msgId: MSG_ID, positions: ['P1', 'P2', 'P3'], state: 'storing' });
+    ddb.on(GetCommand).resolves({ Item: { pk: `msg#${MSG_ID}`, sk: 'msg', state: 'storing', positions: new Set(['P3', 'P1', 'P2']), audience: ['u1'], chunks: { '0': 'P1' } } });
+    await expect(store().getMessageState(MSG_ID)).resolves.toEqual({ msgId: MSG_ID, positions: ['P1', 'P2', 'P3'], state: 'storing', audience: ['u1'], chunksDone: { 0: 'P1' } });
   });
 
   it('getMessageState is undefined for a message never stored', async () => {

@@ -1,7 +1,7 @@
 import { decodeTime, encodeTime, monotonicFactory, ulid } from 'ulid';
 import { GatewayError } from '../../../lambdas/domain/errors';
 import type { MessageFrame } from '../../../lambdas/domain/frames';
-import { cursorOf, isMsgId, startPositionOf } from '../../../lambdas/domain/inbox-position';
+import { isMsgId, nextCursorOf, resumeCursorOf, syncStartOf } from '../../../lambdas/domain/inbox-position';
 import { syncInbox, type SyncDeps } from '../../../lambdas/domain/inbox-sync';
 import { persistMessage, type PersistDeps } from '../../../lambdas/domain/persist-message';
 import {
@@ -14,41 +14,70 @@ import {
 } from '../../support/fakes';
 
 const T0 = Date.UTC(2026, 0, 1, 12);
-const OVERLAP = 30_000;
+const OVERLAP = 60_000;
+const floorAt = (ms: number) => encodeTime(ms) + '0'.repeat(16);
 
-describe('startPositionOf', () => {
-  it('starts from the oldest row without after', () => {
-    expect(startPositionOf(undefined, OVERLAP)).toBeUndefined();
+describe('syncStartOf', () => {
+  it('reads the whole inbox without after; the floor is now - overlap', () => {
+    expect(syncStartOf(undefined, T0, OVERLAP)).toEqual({ start: undefined, floor: floorAt(T0 - OVERLAP) });
   });
 
   it('starts a msgId at the first position of the millisecond time(msgId) - overlap', () => {
     const msgId = ulid(T0 + 123_456);
-    const start = startPositionOf(msgId, OVERLAP)!;
-    expect(start).toHaveLength(26);
-    expect(decodeTime(start)).toBe(T0 + 123_456 - OVERLAP);
-    expect(start).toBe(encodeTime(T0 + 123_456 - OVERLAP) + '0'.repeat(16));
+    const { start } = syncStartOf(msgId, T0 + 200_000, OVERLAP);
+    expect(start).toBe(floorAt(T0 + 123_456 - OVERLAP));
     // Every position minted in that millisecond or later sorts after it.
-    expect(ulid(T0 + 123_456 - OVERLAP) > start).toBe(true);
-    expect(ulid(T0 + 123_456 - OVERLAP - 1) < start).toBe(true);
+    expect(ulid(T0 + 123_456 - OVERLAP) > start!).toBe(true);
+    expect(ulid(T0 + 123_456 - OVERLAP - 1) < start!).toBe(true);
   });
 
   it('never goes below time 0', () => {
-    expect(decodeTime(startPositionOf(ulid(1000), OVERLAP)!)).toBe(0);
+    expect(decodeTime(syncStartOf(ulid(1000), T0, OVERLAP).start!)).toBe(0);
   });
 
-  it('takes a next cursor as the exact position', () => {
+  it('continues a next cursor exactly, keeping the floor of its run', () => {
     const position = ulid(T0);
-    expect(startPositionOf(cursorOf(position), OVERLAP)).toBe(position);
+    const floor = floorAt(T0 - 5);
+    expect(syncStartOf(nextCursorOf(position, floor), T0 + 999_999, OVERLAP)).toEqual({ start: position, floor });
   });
 
-  it.each([['garbage'], ['c.garbage'], ['c.'], [ulid(T0) + 'X']])('refuses after = %p with bad_request', (after) => {
-    expect(() => startPositionOf(after, OVERLAP)).toThrow(GatewayError);
-    expect(() => startPositionOf(after, OVERLAP)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+  it('resumes a cursor from its floor with a fresh floor', () => {
+    const floor = floorAt(T0 - 5);
+    expect(syncStartOf(resumeCursorOf(undefined, floor), T0 + 500_000, OVERLAP)).toEqual({ start: floor, floor: floorAt(T0 + 500_000 - OVERLAP) });
+  });
+
+  it.each([
+    ['garbage'],
+    ['c.garbage'],
+    ['r.'],
+    ['n.'],
+    ['r.' + 'Z'.repeat(26)],
+    ['n.' + ulid(T0)],
+    ['n.' + ulid(T0) + '.' + ulid(T0) + 'X'],
+    [ulid(T0) + 'X'],
+    // A valid alphabet whose time is beyond the 48-bit range: decodeTime throws on it.
+    ['ZZZZZZZZZZZZZZZZZZZZZZZZZZ'],
+    ['8ZZZZZZZZZZZZZZZZZZZZZZZZZ'],
+  ])('refuses after = %p with bad_request', (after) => {
+    expect(() => syncStartOf(after, T0, OVERLAP)).toThrow(GatewayError);
+    expect(() => syncStartOf(after, T0, OVERLAP)).toThrow(expect.objectContaining({ code: 'bad_request' }));
   });
 
   it('recognises msgIds', () => {
     expect(isMsgId(ulid(T0))).toBe(true);
     expect(isMsgId('not-a-ulid-but-26-chars!!!')).toBe(false);
+    expect(isMsgId('ZZZZZZZZZZZZZZZZZZZZZZZZZZ')).toBe(false);
+  });
+});
+
+describe('resumeCursorOf', () => {
+  it('is the floor once caught up, and the lower of page end and floor while pages remain', () => {
+    const floor = floorAt(T0);
+    const before = ulid(T0 - 10);
+    const after = ulid(T0 + 10);
+    expect(resumeCursorOf(undefined, floor)).toBe('r.' + floor);
+    expect(resumeCursorOf(before, floor)).toBe('r.' + before);
+    expect(resumeCursorOf(after, floor)).toBe('r.' + floor);
   });
 });
 
@@ -65,7 +94,7 @@ function syncSetup(maxReplyBytes = 120 * 1024) {
   const store = async (f: MessageFrame, atMs: number, expiresAt = Math.floor(atMs / 1000) + 86_400) => {
     clock.set(atMs);
     const position = nextPosition(atMs);
-    await messages.putInboxRows(['u2'], position, f, expiresAt);
+    await messages.putInboxRows(['u2'], position, f, expiresAt, Number.MAX_SAFE_INTEGER);
     return position;
   };
   return { clock, messages, deps, store };
@@ -79,7 +108,7 @@ describe('syncInbox', () => {
     const reply = await syncInbox(deps, 'u2', { action: 'sync' });
     expect(reply.messages.map((m) => m.msgId)).toEqual(ids);
     expect(reply.next).toBeNull();
-    await expect(syncInbox(deps, 'u9', { action: 'sync' })).resolves.toEqual({ messages: [], next: null });
+    await expect(syncInbox(deps, 'u9', { action: 'sync' })).resolves.toEqual({ messages: [], next: null, cursor: 'r.' + floorAt(T0 + 12 - OVERLAP) });
   });
 
   it('pages with limit: next until exhausted, pages concatenate to the inbox without duplicates', async () => {
@@ -99,7 +128,7 @@ describe('syncInbox', () => {
       after = reply.next;
     }
     expect(nexts).toHaveLength(5);
-    expect(nexts.slice(0, 4).every((n) => typeof n === 'string' && n.startsWith('c.'))).toBe(true);
+    expect(nexts.slice(0, 4).every((n) => typeof n === 'string' && n.startsWith('n.'))).toBe(true);
     expect(nexts[4]).toBeNull();
     expect(seen).toEqual(ids);
     expect(seen).toEqual(messages.inboxOf('u2').map((r) => r.frame.msgId));
@@ -175,9 +204,9 @@ describe('syncInbox', () => {
 });
 
 describe('the sync guarantee: a message stored late is never missed', () => {
-  it('returns A (older msgId, stored after B) to a client resuming after B', async () => {
+  it('returns A (older msgId, stored after B) to a client resuming from the cursor of the sync that returned B', async () => {
     const clock = new ManualClock(T0);
-    const messages = new FakeMessageStore();
+    const messages = new FakeMessageStore(() => clock.nowMs());
     const registry = new FakeConnectionRegistry();
     const nextPosition = monotonicFactory();
     const persist: PersistDeps = {
@@ -186,7 +215,7 @@ describe('the sync guarantee: a message stored late is never missed', () => {
       registry,
       delivery: fakeDeliveryDeps(new FakeConnectionSender(), registry),
       clock,
-      newPosition: () => nextPosition(clock.nowMs()),
+      newPosition: (nowMs) => nextPosition(nowMs),
       inboxTtlSeconds: 86_400,
     };
     const sync: SyncDeps = { messages, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
@@ -204,7 +233,7 @@ describe('the sync guarantee: a message stored late is never missed', () => {
     clock.set(T0 + 20_000);
     await persistMessage(persist, a, 1); // A's conversation is stored late
 
-    const resumed = await syncInbox(sync, 'u2', { action: 'sync', after: b.msgId });
+    const resumed = await syncInbox(sync, 'u2', { action: 'sync', after: first.cursor });
     expect(resumed.messages.map((m) => m.msgId)).toContain(a.msgId);
     // Inbox order is storage order, not msgId order.
     expect(messages.inboxOf('u2').map((r) => r.frame.msgId)).toEqual([b.msgId, a.msgId]);

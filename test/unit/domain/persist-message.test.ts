@@ -14,9 +14,9 @@ import {
 const SENT = Date.UTC(2026, 0, 1, 12);
 const INBOX_TTL = 7 * 86_400;
 
-function setup(overrides: Partial<PersistDeps> = {}) {
+export function setup(overrides: Partial<PersistDeps> = {}) {
   const clock = new ManualClock(SENT + 500);
-  const messages = new FakeMessageStore();
+  const messages = new FakeMessageStore(() => clock.nowMs());
   const groups = new FakeGroupDirectory({ g1: ['u2', 'u3'] });
   const registry = new FakeConnectionRegistry();
   const sender = new FakeConnectionSender();
@@ -28,8 +28,8 @@ function setup(overrides: Partial<PersistDeps> = {}) {
     registry,
     delivery: fakeDeliveryDeps(sender, registry),
     clock,
-    newPosition: () => {
-      const position = nextPosition(clock.nowMs());
+    newPosition: (nowMs) => {
+      const position = nextPosition(nowMs);
       positions.push(position);
       return position;
     },
@@ -39,7 +39,7 @@ function setup(overrides: Partial<PersistDeps> = {}) {
   return { clock, messages, groups, registry, sender, deps, positions };
 }
 
-const queued = (overrides: Partial<QueuedMessage> = {}): QueuedMessage => ({
+export const queued = (overrides: Partial<QueuedMessage> = {}): QueuedMessage => ({
   msgId: ulid(SENT),
   from: 'u1',
   fromDevice: 'phone',
@@ -64,7 +64,13 @@ describe('persistMessage', () => {
     for (const user of ['u1', 'u2']) expect(messages.inboxOf(user)).toEqual([{ position: positions[0], frame: frameOf(message) }]);
     expect(messages.inboxes.has('u3')).toBe(false);
     expect(messages.inboxes.get('u2')!.get(positions[0]!)!.expiresAt).toBe(Math.floor(SENT / 1000) + INBOX_TTL);
-    await expect(messages.getMessageState(message.msgId)).resolves.toEqual({ msgId: message.msgId, positions: [positions[0]], state: 'stored' });
+    await expect(messages.getMessageState(message.msgId)).resolves.toEqual({
+      msgId: message.msgId,
+      positions: [positions[0]],
+      state: 'stored',
+      audience: ['u2', 'u1'],
+      chunksDone: { 0: positions[0] },
+    });
   });
 
   it('stores a group message for every member and the sender (even a sender outside the group)', async () => {
@@ -117,8 +123,8 @@ describe('persistMessage', () => {
     await expect(persistMessage(deps, message, 1)).rejects.toBeInstanceOf(InjectedFaultError);
     clock.advance(1000);
     await expect(persistMessage(deps, message, 2)).rejects.toBeInstanceOf(InjectedFaultError);
-    // Attempt 2 died after writing at its own position but before deleting attempt 1's rows.
-    expect(messages.inboxOf('u2').map((r) => r.position)).toEqual([positions[0], positions[1]]);
+    // Attempt 2 deleted attempt 1's rows before writing its own: never two visible copies.
+    expect(messages.inboxOf('u2').map((r) => r.position)).toEqual([positions[1]]);
     clock.advance(1000);
     await expect(persistMessage(deps, message, 3)).resolves.toMatchObject({ outcome: 'stored' });
 

@@ -16,11 +16,11 @@ import {
 
 const START = Date.UTC(2026, 0, 1, 12);
 
-async function setup() {
+export async function setup() {
   const clock = new ManualClock(START);
   const registry = new FakeConnectionRegistry();
   const sender = new FakeConnectionSender();
-  const messages = new FakeMessageStore();
+  const messages = new FakeMessageStore(() => clock.nowMs());
   const uplink = new FakeUplinkQueue();
   const groups = new FakeGroupDirectory({ g1: ['u1', 'u2', 'u3'] });
   // u1 sends from c1 and has a second device c1b; u2 has two devices; u3 one; u4 is in no group.
@@ -29,6 +29,7 @@ async function setup() {
   }
   const caller = (connectionId: string, userId: string): ConnectionIdentity => ({ connectionId, userId, deviceId: `${connectionId}-device`, connectedAt: START - 60_000 });
   const nextUlid = monotonicFactory();
+  let attempts = 0;
   const deps = (): SendDeps => ({
     messages,
     groups,
@@ -37,6 +38,12 @@ async function setup() {
     delivery: fakeDeliveryDeps(sender, registry),
     clock,
     newMsgId: (nowMs) => nextUlid(nowMs),
+    newAttemptId: () => `attempt-${++attempts}`,
+    // Waiting moves the manual clock and yields, so concurrent attempts interleave.
+    sleep: async (ms) => {
+      clock.advance(ms);
+      await new Promise((resolve) => setImmediate(resolve));
+    },
     dedupWindowSeconds: 300,
   });
   return { clock, registry, sender, messages, uplink, groups, caller, deps };
@@ -122,7 +129,7 @@ describe('sendMessage retries (same client id)', () => {
     clock.advance(2000);
     const retry = await sendMessage(deps(), me, { ...toUser('c-1'), body: 'a different body' });
 
-    expect(retry).toEqual({ msgId: first.msgId, ts: first.ts, duplicate: true, delivery: undefined });
+    expect(retry).toEqual({ msgId: first.msgId, ts: first.ts, duplicate: true, delivery: undefined, afterAckFailures: [] });
     expect(uplink.attempts).toHaveLength(1);
     expect(sender.posts.slice(postsAfterFirst).map((p) => [p.connectionId, JSON.parse(p.data)])).toEqual([
       ['c1', { type: 'ack', id: 'c-1', msgId: first.msgId, ts: first.ts }],
