@@ -13,9 +13,9 @@ import { sleep } from './sleep';
  * each frame is routed on `websocket.routeSelectionExpression`, a closed socket runs
  * `$disconnect`, and plain HTTP requests on the same port are the Management API.
  *
- * Ordering: frames of ONE connection are handled one at a time, in arrival order. API Gateway
- * gives no such guarantee (it may invoke routes for one connection concurrently); clients that
- * need ordering await each ack. Frames of different connections run concurrently.
+ * No ordering, as in API Gateway: every frame invokes its route on its own, concurrently with
+ * the other frames of the same connection, and `$disconnect` does not wait for frames still in
+ * flight (in AWS it may run concurrently with them). Clients that need ordering await each reply.
  */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 const API_ID = 'local';
@@ -42,8 +42,6 @@ interface RouteResult {
 
 class LocalConnection implements ManagedConnection {
   lastActiveAt: number;
-  /** Frames of this connection run one after another on this chain. */
-  chain: Promise<void> = Promise.resolve();
   idleTimer?: NodeJS.Timeout;
   maxTimer?: NodeJS.Timeout;
 
@@ -267,17 +265,15 @@ export class LocalWebSocketServer {
       // Larger messages never get here: `maxPayload` makes ws close with 1009, as API Gateway does.
       const text = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       connection.touch();
-      const work = connection.chain.then(() => this.onFrame(connection, text.toString('utf8')));
-      connection.chain = work;
-      this.track(work);
+      // Each frame invokes its route independently, as API Gateway does: no per-connection order.
+      this.track(this.onFrame(connection, text.toString('utf8')));
     });
     ws.on('close', (code: number, reason: Buffer) => {
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.maxTimer);
       this.connections.delete(info.connectionId);
-      const work = connection.chain.then(() => this.disconnect(info, code, reason.toString('utf8')));
-      connection.chain = work;
-      this.track(work);
+      // Not after the frames still in flight: in AWS $disconnect may run concurrently with them.
+      this.track(this.disconnect(info, code, reason.toString('utf8')));
     });
   }
 

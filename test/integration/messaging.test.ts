@@ -28,10 +28,15 @@ async function connect(userId: string, deviceId: string): Promise<TestClient> {
 }
 
 /**
- * Frames of one connection are handled in order and `send` finishes its live delivery before
- * it returns, so a pong that follows a send proves that send's deliveries were all posted.
+ * Frames of one connection run concurrently (as in API Gateway), so a pong no longer proves that
+ * an earlier send has finished. `drainQueues` resolves once no handler invocation runs (live
+ * delivery and the persister included) and the queue is empty; a ping round trip on a client
+ * after that proves every frame pushed to its socket before has arrived (one socket is ordered).
  */
-const barrier = (client: TestClient) => client.request({ action: 'ping' });
+const settle = async (...flush: TestClient[]) => {
+  await t.gateway.drainQueues();
+  for (const client of flush) await client.request({ action: 'ping' });
+};
 
 const messagesWith = (client: TestClient, msgId: string) => client.messages().filter((f) => f.msgId === msgId);
 
@@ -49,9 +54,7 @@ describe('send to a user with two devices', () => {
     for (const device of [u2d1, u2d2, u1d2]) {
       expect(await device.waitFor((f) => f.msgId === ack.msgId)).toEqual(expected);
     }
-    await barrier(u1d1);
-    await t.gateway.drainQueues();
-    await barrier(u1d1);
+    await settle(u1d1, u2d1, u2d2, u1d2);
     expect(messagesWith(u1d1, ack.msgId)).toEqual([]);
     // Devices connected before the send get it once: live, not again from the persister.
     for (const device of [u2d1, u2d2, u1d2]) expect(messagesWith(device, ack.msgId)).toHaveLength(1);
@@ -72,9 +75,7 @@ describe('send to a user with two devices', () => {
     const second = await u1d1.request({ action: 'send', id: 'dup-1', to: { user: 'u2' }, body: { text: 'once' } });
     expect(second.msgId).toBe(first.msgId);
     expect(second.ts).toBe(first.ts);
-    await barrier(u1d1);
-    await t.gateway.drainQueues();
-    await barrier(u2d1);
+    await settle(u2d1, u2d2);
     expect(messagesWith(u2d1, first.msgId)).toHaveLength(1);
     expect(messagesWith(u2d2, first.msgId)).toHaveLength(1);
     expect((await t.inboxRows('u2')).filter((r) => r.msgId === first.msgId)).toHaveLength(1);
@@ -163,8 +164,7 @@ describe('groups', () => {
 
     const refused = await eve.request({ action: 'send', id: 'e-1', to: { group: 'g1' }, body: { text: 'let me in' } });
     expect(refused).toMatchObject({ type: 'error', id: 'e-1', code: 'forbidden' });
-    await t.gateway.drainQueues();
-    await barrier(ben);
+    await settle(ben);
     expect(ben.messages().filter((f) => f.from === 'g-eve')).toEqual([]);
     expect((await t.inboxRows('g-ben')).filter((r) => JSON.parse(r.frame).from === 'g-eve')).toEqual([]);
     expect(await t.inboxRows('g-eve')).toEqual([]);
@@ -195,7 +195,7 @@ describe('expired rows', () => {
     await t.registry.put(expired);
     expect(await t.registry.listByUser('u8', Date.now())).toEqual([]);
     await sender.request({ action: 'send', to: { user: 'u8' }, body: { text: 'hello?' } });
-    await barrier(sender);
+    await settle(sender);
     // Had delivery targeted it, the 410 would have removed the row; it is still there, untouched.
     expect(await t.connectionRow(expired.connectionId)).toEqual(expired);
     // The local sweeper (standing in for DynamoDB TTL) removes it.
