@@ -84,7 +84,7 @@ function world(groups: Record<string, string[]> = {}, sleepAdvancesClock = true)
   return { clock, messages, registry, sender, uplink, directory, send, persist, sync, storeQueued, syncAll, caller };
 }
 
-const toUser = (user: string, id?: string, body: unknown = 'hi'): SendFrame => ({ action: 'send', id, to: { user }, body });
+const toUser = (user: string, id?: string, body: SendFrame['body'] = 'hi'): SendFrame => ({ action: 'send', id, to: { user }, body });
 
 describe('1. the resume rule: a client that resumes from its last cursor misses nothing, whatever live pushes did', () => {
   it('X throttled away from bob, then M pushed live: resuming from the cursor returns X; resuming after M would not', async () => {
