@@ -13,9 +13,19 @@ import { sleep } from './sleep';
  * each frame is routed on `websocket.routeSelectionExpression`, a closed socket runs
  * `$disconnect`, and plain HTTP requests on the same port are the Management API.
  *
- * No ordering, as in API Gateway: every frame invokes its route on its own, concurrently with
- * the other frames of the same connection, and `$disconnect` does not wait for frames still in
- * flight (in AWS it may run concurrently with them). Clients that need ordering await each reply.
+ * No kinder than API Gateway:
+ * - Every frame invokes its route on its own, concurrently with the other frames of the same
+ *   connection (API Gateway gives no ordering); `$disconnect` does not wait for frames still
+ *   in flight either. Clients that need ordering await each reply.
+ * - A connection whose `$connect` succeeded gets exactly one `$disconnect`, whatever happens
+ *   next (the client leaves during `$connect` or the handshake, `ws` refuses the upgrade, the
+ *   server stops).
+ * - The handshake itself (GET, `Upgrade: websocket`, `Sec-WebSocket-Version: 13`, a valid
+ *   `Sec-WebSocket-Key`) is checked before the authorizer: a bad one gets 400 and runs nothing.
+ * - The identity source is `queryStringParameters.token` of the authorizer event: for a
+ *   repeated parameter that is the last value (all values are in multiValueQueryStringParameters).
+ * - A binary frame is refused as API Gateway refuses it: the connection is closed with 1003
+ *   and no route runs. A message over 128 KiB closes it with 1009 (`maxPayload`), no route runs.
  */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 const API_ID = 'local';
@@ -42,6 +52,8 @@ interface RouteResult {
 
 class LocalConnection implements ManagedConnection {
   lastActiveAt: number;
+  /** Set once a binary frame was refused: later frames of the closing connection are dropped. */
+  refused = false;
   idleTimer?: NodeJS.Timeout;
   maxTimer?: NodeJS.Timeout;
 
@@ -109,15 +121,44 @@ function selectionPath(expression: string): string[] {
   return expression.slice(prefix.length).split('.');
 }
 
-function refuse(socket: Duplex, status: number, message: string): void {
+function refuse(socket: Duplex, status: number, message: string, extraHeaders: Record<string, string> = {}): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ message });
+  const extra = Object.entries(extraHeaders)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n` +
-      `x-amzn-RequestId: ${apiGatewayId()}\r\n\r\n${body}`,
+      `x-amzn-RequestId: ${apiGatewayId()}\r\n${extra}\r\n${body}`,
   );
   setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/** RFC 6455 §4.1: 16 random bytes in base64. */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** RFC 7230 token characters (a subprotocol name). */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * What is wrong with a WebSocket opening handshake (RFC 6455 §4.2.1), or undefined. Checked
+ * before the authorizer, so that nothing runs for a request that can never become a
+ * connection; it covers everything `ws`'s `handleUpgrade` would refuse (perMessageDeflate is off).
+ */
+export function handshakeProblem(req: IncomingMessage): { message: string; headers?: Record<string, string> } | undefined {
+  if (req.method !== 'GET') return { message: 'Invalid HTTP method' };
+  if (req.headers.upgrade?.trim().toLowerCase() !== 'websocket') return { message: 'Invalid Upgrade header' };
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key.trim())) return { message: 'Missing or invalid Sec-WebSocket-Key header' };
+  if (req.headers['sec-websocket-version']?.trim() !== '13') {
+    return { message: 'Missing or invalid Sec-WebSocket-Version header', headers: { 'Sec-WebSocket-Version': '13' } };
+  }
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined) {
+    const names = protocols.split(',').map((name) => name.trim());
+    if (names.some((name) => !TOKEN.test(name)) || new Set(names).size !== names.length) return { message: 'Invalid Sec-WebSocket-Protocol header' };
+  }
+  return undefined;
 }
 
 export class LocalWebSocketServer {
@@ -171,9 +212,15 @@ export class LocalWebSocketServer {
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     if (this.stopping) return refuse(socket, 503, 'Service Unavailable');
+    // A request that is no WebSocket handshake never reaches the authorizer or $connect.
+    const problem = handshakeProblem(req);
+    if (problem) return refuse(socket, 400, problem.message, problem.headers);
     const url = new URL(req.url ?? '/', 'http://local');
-    const token = url.searchParams.get(websocket.authorizer.queryParameter);
-    // API Gateway answers 401 itself, without calling the authorizer, when the identity source is missing.
+    const query = queryOf(url);
+    // The identity source is the very value the authorizer receives: queryStringParameters.token,
+    // which for a repeated parameter is the last one. API Gateway answers 401 itself, without
+    // calling the authorizer, when it is missing or empty.
+    const token = query.queryStringParameters?.[websocket.authorizer.queryParameter];
     if (!token) return refuse(socket, 401, 'Unauthorized');
 
     const now = Date.now();
@@ -182,7 +229,6 @@ export class LocalWebSocketServer {
     const domainName = this.domainNameOf(req);
     const identity = { sourceIp: sourceIpOf(req.socket.remoteAddress), userAgent: req.headers['user-agent'] ?? '' };
     const { headers, multiValueHeaders } = headersOf(req);
-    const query = queryOf(url);
     const baseContext = {
       routeKey: '$connect',
       eventType: 'CONNECT',
@@ -237,12 +283,51 @@ export class LocalWebSocketServer {
       }
       if (status < 200 || status > 299) return refuse(socket, status, status >= 500 ? 'Internal server error' : (STATUS_CODES[status] ?? 'Error'));
     }
-    if (socket.destroyed || this.stopping) {
-      // The client left (or we are stopping) while $connect ran: API Gateway still runs $disconnect.
-      this.track(this.disconnect({ connectionId, connectedAt: now, identity, domainName, authorizer }, 1006, 'Client left during $connect'));
-      return;
-    }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, { connectionId, connectedAt: now, identity, domainName, authorizer }));
+    // From here on the connection owes exactly one $disconnect, whatever happens.
+    const session: Session = { connectionId, connectedAt: now, identity, domainName, authorizer, disconnected: false };
+    await this.completeHandshake(req, socket, head, session);
+  }
+
+  /**
+   * Hands the socket to `ws`. Resolves once the connection is open (its `close` event then runs
+   * $disconnect) or, if it never opens, once its $disconnect has been started: the client left
+   * during $connect, the raw socket closed before or while `ws` took it, `ws` refused the
+   * upgrade (it then ends or destroys the socket without calling back), or the server is stopping.
+   */
+  private completeHandshake(req: IncomingMessage, socket: Duplex, head: Buffer, session: Session): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let accepted = false;
+      const lost = (reason: string) => {
+        if (accepted) return;
+        socket.off('close', onClose);
+        this.disconnectOnce(session, 1006, reason);
+        resolve();
+      };
+      const onClose = () => lost('Connection lost during the handshake');
+      socket.once('close', onClose);
+      if (socket.destroyed || !socket.readable || !socket.writable) {
+        socket.destroy();
+        return lost('Client left during $connect');
+      }
+      if (this.stopping) {
+        refuse(socket, 503, 'Service Unavailable');
+        return lost('Server stopping during $connect');
+      }
+      try {
+        this.wss.handleUpgrade(req, socket, head, (ws) => {
+          accepted = true;
+          socket.off('close', onClose);
+          this.accept(ws, session);
+          resolve();
+        });
+      } catch (err) {
+        this.options.logger(`handshake of ${session.connectionId} failed: ${(err as Error)?.stack ?? String(err)}`);
+        socket.destroy();
+        return lost('Handshake failed');
+      }
+      // Refused by ws: it ends or destroys the socket itself; make sure it does close.
+      if (!accepted) setTimeout(() => socket.destroy(), 1000).unref();
+    });
   }
 
   private newConnectionId(): string {
@@ -252,28 +337,41 @@ export class LocalWebSocketServer {
     }
   }
 
-  private accept(ws: WebSocket, info: ConnectionInfo): void {
-    const connection: LocalConnection = new LocalConnection(info.connectionId, info.connectedAt, info.identity, info.domainName, info.authorizer, ws, () =>
-      this.armIdleTimer(connection),
+  private accept(ws: WebSocket, session: Session): void {
+    const connection: LocalConnection = new LocalConnection(
+      session.connectionId,
+      session.connectedAt,
+      session.identity,
+      session.domainName,
+      session.authorizer,
+      ws,
+      () => this.armIdleTimer(connection),
     );
-    this.connections.set(info.connectionId, connection);
+    this.connections.set(session.connectionId, connection);
     this.armIdleTimer(connection);
     connection.maxTimer = setTimeout(() => connection.close(1001, 'Going away'), this.maxConnectionMs);
     ws.on('error', () => undefined); // e.g. a frame over maxPayload: ws closes with 1009 itself
-    // Binary frames are decoded as UTF-8 and routed like text (PROTOCOL.md §2 only defines JSON text frames).
-    ws.on('message', (data: RawData) => {
+    ws.on('message', (data: RawData, isBinary: boolean) => {
       // Larger messages never get here: `maxPayload` makes ws close with 1009, as API Gateway does.
-      const text = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      if (connection.refused) return;
       connection.touch();
+      if (isBinary) {
+        // API Gateway does not accept binary frames: it closes the connection with 1003 and
+        // invokes no route (never decode the bytes as text).
+        connection.refused = true;
+        connection.close(1003, 'Binary frames are not supported');
+        return;
+      }
+      const text = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       // Each frame invokes its route independently, as API Gateway does: no per-connection order.
       this.track(this.onFrame(connection, text.toString('utf8')));
     });
     ws.on('close', (code: number, reason: Buffer) => {
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.maxTimer);
-      this.connections.delete(info.connectionId);
+      this.connections.delete(session.connectionId);
       // Not after the frames still in flight: in AWS $disconnect may run concurrently with them.
-      this.track(this.disconnect(info, code, reason.toString('utf8')));
+      this.disconnectOnce(session, code, reason.toString('utf8'));
     });
   }
 
@@ -339,6 +437,13 @@ export class LocalWebSocketServer {
     return value;
   }
 
+  /** Starts the one $disconnect of a connection (tracked for stop()); later calls do nothing. */
+  private disconnectOnce(session: Session, code: number, reason: string): void {
+    if (session.disconnected) return;
+    session.disconnected = true;
+    this.track(this.disconnect(session, code, reason));
+  }
+
   private async disconnect(info: ConnectionInfo, code: number, reason: string): Promise<void> {
     const route = this.routes.get('$disconnect');
     if (!route) return;
@@ -373,14 +478,23 @@ export class LocalWebSocketServer {
     }
   }
 
-  /** Closes every socket (1001), waits (bounded) for $disconnect and running frames, closes the server. */
+  /**
+   * Closes every socket (1001), waits (bounded) for the close handshakes, the $disconnect they
+   * start, upgrades still in progress (they end in $disconnect) and running frames, then closes
+   * the server. Sockets that did not finish their close handshake in time are terminated, and
+   * their $disconnect is waited for too (bounded again).
+   */
   async stop(timeoutMs = 10_000): Promise<void> {
     this.stopping = true;
     for (const connection of this.connections.values()) connection.close(1001, 'Going away');
-    const deadline = Date.now() + timeoutMs;
-    // Close handshakes first (their 'close' events queue $disconnect), then the work they queued.
-    while ((this.connections.size > 0 || this.pending.size > 0) && Date.now() < deadline) await sleep(25);
-    for (const ws of this.wss.clients) ws.terminate();
+    const busy = () => this.connections.size > 0 || this.wss.clients.size > 0 || this.pending.size > 0;
+    let deadline = Date.now() + timeoutMs;
+    while (busy() && Date.now() < deadline) await sleep(25);
+    if (busy()) {
+      for (const ws of this.wss.clients) ws.terminate();
+      deadline = Date.now() + timeoutMs;
+      while (busy() && Date.now() < deadline) await sleep(25);
+    }
     this.wss.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
@@ -395,4 +509,9 @@ interface ConnectionInfo {
   identity: { sourceIp: string; userAgent: string };
   domainName: string;
   authorizer: Record<string, unknown>;
+}
+
+/** A connection whose $connect succeeded: it owes exactly one $disconnect. */
+interface Session extends ConnectionInfo {
+  disconnected: boolean;
 }
