@@ -5,6 +5,7 @@ import { applyHandlerEnvironment, handlerEnvironment } from './handler-environme
 import { LocalHttpServer } from './http-server';
 import { checkJava } from './java-check';
 import { LambdaInvoker, type FunctionOverrides } from './lambda-invoker';
+import type { ManagementFaults } from './management-api';
 import { ensurePortFree, listen } from './ports';
 import { QueuePoller } from './queue-poller';
 import { sleep } from './sleep';
@@ -45,6 +46,12 @@ export interface LocalGatewayOptions {
   /** Default console.log. */
   logger?: (line: string) => void;
   /**
+   * Makes a share of PostToConnection calls fail as AWS fails them (429 LimitExceededException,
+   * 500 InternalServerErrorException), delivering nothing; default off. Change it at runtime
+   * with `setManagementFaults`.
+   */
+  managementFaults?: ManagementFaults;
+  /**
    * Test seam: run other modules (path relative to the repo root, or absolute) instead of some
    * declared functions' entries. Integration tests use it for fixture consumers; `npm start` never does.
    */
@@ -64,6 +71,8 @@ export interface LocalGateway {
   sweepExpired(): Promise<number>;
   /** Resolves when every consumed queue is empty (visible + in flight) and no handler invocation runs. */
   drainQueues(timeoutMs?: number): Promise<void>;
+  /** Turns the Management API fault switch on, changes it, or turns it off (undefined). Throws on bad ratios. */
+  setManagementFaults(faults: ManagementFaults | undefined): void;
   /** Closes sockets and servers, stops pollers and sweeper, kills Java; idempotent. */
   stop(): Promise<void>;
 }
@@ -98,7 +107,13 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     const sqs: SqsEngine = sqsResult.value;
 
     const invoker = new LambdaInvoker(options.functionOverrides);
-    const ws = new LocalWebSocketServer({ invoker, logger: log, idleTimeoutMs: options.idleTimeoutMs, maxConnectionMs: options.maxConnectionMs });
+    const ws = new LocalWebSocketServer({
+      invoker,
+      logger: log,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxConnectionMs: options.maxConnectionMs,
+      managementFaults: options.managementFaults,
+    });
     const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
     cleanups.push(() => ws.stop());
     const http = new LocalHttpServer({ invoker, logger: log });
@@ -186,6 +201,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       deadLetterQueueUrls: sqs.deadLetterQueueUrls,
       sweepExpired: () => sweeper.sweep(),
       drainQueues,
+      setManagementFaults: (faults) => ws.setManagementFaults(faults),
       stop: () => (stopping ??= cleanup()),
     };
     return gateway;

@@ -13,8 +13,49 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  *   into a `GoneException` (without that header it raises `Unknown`).
  *
  * SigV4 signatures are not checked. The id is URL-encoded by the SDK (`=` -> `%3D`).
+ *
+ * Fault switch (`ManagementFaults`, off by default): a share of `POST`s fails the way AWS fails
+ * them, before anything is delivered. Throttled: 429 with `x-amzn-errortype:
+ * LimitExceededException` (the account-wide throttle, or the client's buffer being full);
+ * errors: 500 `InternalServerErrorException`. The v3 SDK names the error after that header,
+ * so handlers see `LimitExceededException` / `InternalServerErrorException` as in AWS.
  */
 export const MAX_POST_BYTES = 128 * 1024;
+
+/** Makes a share of PostToConnection calls fail like AWS; each post draws `random()` once. */
+export interface ManagementFaults {
+  /** Share of posts answered 429 LimitExceededException (0..1). */
+  throttleRatio?: number;
+  /** Share of posts answered 500 InternalServerErrorException (0..1). */
+  errorRatio?: number;
+  /** Default Math.random; tests inject a sequence. */
+  random?: () => number;
+}
+
+/** Throws on ratios outside 0..1 or adding up to more than 1; returns the faults as given. */
+export function checkManagementFaults(faults: ManagementFaults | undefined): ManagementFaults | undefined {
+  if (!faults) return undefined;
+  const { throttleRatio = 0, errorRatio = 0 } = faults;
+  for (const [name, value] of [
+    ['throttleRatio', throttleRatio],
+    ['errorRatio', errorRatio],
+  ] as const) {
+    if (!Number.isFinite(value) || value < 0 || value > 1) throw new RangeError(`managementFaults.${name} must be between 0 and 1, got ${value}`);
+  }
+  if (throttleRatio + errorRatio > 1) throw new RangeError(`managementFaults: throttleRatio + errorRatio must be at most 1, got ${throttleRatio + errorRatio}`);
+  return faults;
+}
+
+/** The fault a post draws, if any. */
+function drawFault(faults: ManagementFaults | undefined): 'throttle' | 'error' | undefined {
+  const throttleRatio = faults?.throttleRatio ?? 0;
+  const errorRatio = faults?.errorRatio ?? 0;
+  if (throttleRatio <= 0 && errorRatio <= 0) return undefined;
+  const draw = (faults?.random ?? Math.random)();
+  if (draw < throttleRatio) return 'throttle';
+  if (draw < throttleRatio + errorRatio) return 'error';
+  return undefined;
+}
 
 export interface ManagedConnection {
   readonly connectionId: string;
@@ -57,8 +98,13 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return tooLarge ? undefined : Buffer.concat(chunks);
 }
 
-/** Answers a plain HTTP request on the WebSocket port. */
-export async function handleManagementRequest(req: IncomingMessage, res: ServerResponse, connections: ConnectionLookup): Promise<void> {
+/** Answers a plain HTTP request on the WebSocket port; `faults` is read per request (it may change at runtime). */
+export async function handleManagementRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  connections: ConnectionLookup,
+  faults?: () => ManagementFaults | undefined,
+): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://local').pathname;
   const match = PATH.exec(path);
   const method = req.method ?? 'GET';
@@ -76,6 +122,18 @@ export async function handleManagementRequest(req: IncomingMessage, res: ServerR
     return;
   }
   const body = method === 'POST' ? await readBody(req, MAX_POST_BYTES) : (req.resume(), Buffer.alloc(0));
+  if (method === 'POST') {
+    // Throttling and internal errors happen in front of everything else, and deliver nothing.
+    const fault = drawFault(faults?.());
+    if (fault === 'throttle') {
+      reply(res, 429, { message: 'Too Many Requests' }, 'LimitExceededException');
+      return;
+    }
+    if (fault === 'error') {
+      reply(res, 500, { message: 'Internal server error' }, 'InternalServerErrorException');
+      return;
+    }
+  }
   const connection = connections.get(connectionId);
   if (!connection) {
     reply(res, 410, { message: null }, 'GoneException');

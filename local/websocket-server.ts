@@ -4,7 +4,7 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { websocket, type FunctionId, type WebSocketRouteDeclaration } from '../lib/gateway-declaration';
 import { apiGatewayId, apiGatewayTime, sourceIpOf } from './api-gateway-ids';
 import type { LambdaInvoker } from './lambda-invoker';
-import { handleManagementRequest, type ManagedConnection } from './management-api';
+import { checkManagementFaults, handleManagementRequest, type ManagedConnection, type ManagementFaults } from './management-api';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from './local-names';
 import { sleep } from './sleep';
 
@@ -37,6 +37,8 @@ export interface WebSocketServerOptions {
   idleTimeoutMs?: number;
   /** API Gateway closes every connection after 2 hours. */
   maxConnectionMs?: number;
+  /** Management API faults (429 / 500 on a share of posts); default off. */
+  managementFaults?: ManagementFaults;
 }
 
 interface AuthorizerResult {
@@ -172,13 +174,15 @@ export class LocalWebSocketServer {
   private readonly idleTimeoutMs: number;
   private readonly maxConnectionMs: number;
   private stopping = false;
+  private managementFaults?: ManagementFaults;
 
   constructor(private readonly options: WebSocketServerOptions) {
+    this.managementFaults = checkManagementFaults(options.managementFaults);
     for (const route of websocket.routes) this.routes.set(route.routeKey, route);
     this.idleTimeoutMs = options.idleTimeoutMs ?? 10 * 60_000;
     this.maxConnectionMs = options.maxConnectionMs ?? 2 * 60 * 60_000;
     this.server = createServer((req, res) => {
-      handleManagementRequest(req, res, this.connections).catch((err: Error) => {
+      handleManagementRequest(req, res, this.connections, () => this.managementFaults).catch((err: Error) => {
         this.options.logger(`management API error: ${err.message}`);
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -187,6 +191,11 @@ export class LocalWebSocketServer {
       socket.on('error', () => undefined);
       this.track(this.upgrade(req, socket, head));
     });
+  }
+
+  /** Turns the Management API fault switch on (or off with undefined), effective for the next request. */
+  setManagementFaults(faults: ManagementFaults | undefined): void {
+    this.managementFaults = checkManagementFaults(faults);
   }
 
   /** Open connections (by id), for tests and diagnostics. */
