@@ -1,3 +1,4 @@
+import { connect as netConnect } from 'node:net';
 import WebSocket from 'ws';
 import { issueClientToken } from '../../lambdas/domain/client-token';
 
@@ -108,4 +109,58 @@ export async function eventually<T>(probe: () => Promise<T>, accept: (value: T) 
     await new Promise((resolve) => setTimeout(resolve, 50));
   } while (Date.now() < deadline);
   throw new Error(`timed out waiting for ${what}; last value ${JSON.stringify(last)}`);
+}
+
+/**
+ * Sends one raw HTTP/1.1 request (e.g. a malformed WebSocket handshake) to the WebSocket port
+ * over a plain TCP socket and resolves with the status code and headers of the answer.
+ * `headers` are written as given (name: value), after `Host`.
+ */
+export function rawHandshake(
+  wsUrl: string,
+  request: { method?: string; path: string; headers: Record<string, string> },
+  timeoutMs = 10_000,
+): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const url = new URL(wsUrl);
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host: url.hostname, port: Number(url.port) });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to the raw handshake within ${timeoutMs} ms; got ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`));
+    }, timeoutMs);
+    const finish = () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return false;
+      const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of lines) {
+        const at = line.indexOf(':');
+        if (at > 0) headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+      }
+      const length = Number(headers['content-length'] ?? 0);
+      if (Buffer.byteLength(text.slice(end + 4), 'latin1') < length) return false;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: text.slice(end + 4, end + 4 + length) });
+      return true;
+    };
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      finish();
+    });
+    socket.on('end', () => {
+      if (!finish()) {
+        clearTimeout(timer);
+        reject(new Error(`connection ended without a complete answer: ${JSON.stringify(Buffer.concat(chunks).toString('latin1'))}`));
+      }
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    const head = Object.entries(request.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    socket.write(`${request.method ?? 'GET'} ${request.path} HTTP/1.1\r\nHost: ${url.host}\r\n${head}\r\n`);
+  });
 }
