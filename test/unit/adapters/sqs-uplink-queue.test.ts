@@ -1,6 +1,6 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { conversationOf, SqsUplinkQueue } from '../../../lambdas/adapters/sqs-uplink-queue';
+import { conversationOf, SqsUplinkQueue, toSqsBody } from '../../../lambdas/adapters/sqs-uplink-queue';
 import type { QueuedMessage } from '../../../lambdas/domain/messaging-ports';
 
 const sqs = mockClient(SQSClient);
@@ -65,5 +65,23 @@ describe('SqsUplinkQueue', () => {
     sqs.reset();
     sqs.on(SendMessageCommand).rejects(new Error('AWS.SimpleQueueService.NonExistentQueue'));
     await expect(new SqsUplinkQueue(new SQSClient({ region: 'us-east-1' }), QUEUE_URL).enqueue(message())).rejects.toThrow('NonExistentQueue');
+  });
+});
+
+describe('toSqsBody', () => {
+  // SQS accepts #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF; the local
+  // emulator refuses characters above U+FFFF as well.
+  const acceptedEverywhere = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD]*$/;
+  it.each([
+    ['emoji', { t: '😀👍🏽' }],
+    ['U+FFFE and U+FFFF', { t: '\uFFFE\uFFFF' }],
+    ['lone surrogates', { t: '\uD800 \uDFFF' }],
+    ['control characters', { t: '\u0000\u0001\u001f' }],
+    ['CJK and RTL', { t: '你好 \u200F שלום' }],
+    ['keys too', { '😀': 1, '\uFFFF': [2] }],
+  ])('writes %s so that SQS takes it, and JSON.parse restores it exactly', (_name, value) => {
+    const body = toSqsBody(value);
+    expect(body).toMatch(acceptedEverywhere);
+    expect(JSON.parse(body)).toEqual(value);
   });
 });

@@ -40,8 +40,19 @@ describe('client tokens', () => {
     expect(await rejection(token)).toBe('bad_signature');
   });
 
-  it.each([['garbage'], ['a.b.c'], ['']])('rejects %p as malformed', async (token) => {
+  it.each([['garbage'], ['a.b.c'], [''], ['x.y'], ['a.b.c.d.e']])('rejects %p as malformed (401 at the upgrade)', async (token) => {
     expect(await rejection(token)).toBe('malformed');
+  });
+
+  const b64 = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const claims = () => ({ sub: 'u1', exp: NOW / 1000 + 60 });
+  it.each([
+    ['alg none, unsigned', () => `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`],
+    ['HS512 with the right secret', () => new SignJWT(claims()).setProtectedHeader({ alg: 'HS512' }).sign(key())],
+    ['HS384 with the right secret', () => new SignJWT(claims()).setProtectedHeader({ alg: 'HS384' }).sign(key())],
+    ['an RS256 header with a junk signature', () => `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64(claims())}.c2lnbmF0dXJl`],
+  ])('rejects a well-formed token with another algorithm (%s) as bad_algorithm (403)', async (_name, make) => {
+    expect(await rejection(await make())).toBe('bad_algorithm');
   });
 
   it('rejects a token without sub with reason "bad_claims"', async () => {

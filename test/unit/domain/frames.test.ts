@@ -1,5 +1,5 @@
 import { GatewayError } from '../../../lambdas/domain/errors';
-import { MAX_BODY_BYTES, frameIdOf, parseClientFrame } from '../../../lambdas/domain/frames';
+import { MAX_BODY_BYTES, MAX_FRAME_DEPTH, frameIdOf, nestingDepthExceeds, parseClientFrame } from '../../../lambdas/domain/frames';
 
 const json = (value: unknown) => JSON.stringify(value);
 
@@ -102,5 +102,25 @@ describe('frameIdOf', () => {
     ['undefined', undefined],
   ])('gives undefined for %s', (_what, raw) => {
     expect(frameIdOf(raw)).toBeUndefined();
+  });
+});
+
+describe('nesting depth', () => {
+  const nested = (depth: number) => '['.repeat(depth) + ']'.repeat(depth);
+  it('measures arrays and objects, and ignores brackets inside strings and escapes', () => {
+    expect(nestingDepthExceeds(nested(3), 3)).toBe(false);
+    expect(nestingDepthExceeds(nested(4), 3)).toBe(true);
+    expect(nestingDepthExceeds('{"a":{"b":[1]}}', 3)).toBe(false);
+    expect(nestingDepthExceeds('{"a":{"b":[[1]]}}', 3)).toBe(true);
+    expect(nestingDepthExceeds(JSON.stringify({ s: '[[[[[[{{{{\\"[[[' }), 1)).toBe(false);
+  });
+
+  it('answers bad_request for a frame deeper than the limit, even 5,000 levels (no stack overflow)', () => {
+    const frameAt = (bodyDepth: number) => `{"action":"send","id":"d","to":{"user":"u2"},"body":${nested(bodyDepth)}}`;
+    expect(parseClientFrame('send', frameAt(MAX_FRAME_DEPTH - 1)).body).toBeDefined();
+    for (const depth of [MAX_FRAME_DEPTH, 5_000]) {
+      expect(() => parseClientFrame('send', frameAt(depth))).toThrow(expect.objectContaining({ code: 'bad_request', message: expect.stringContaining('nests deeper than 64') }));
+    }
+    expect(frameIdOf(frameAt(5_000))).toBeUndefined();
   });
 });

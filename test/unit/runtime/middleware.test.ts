@@ -44,6 +44,18 @@ async function invoke(handler: (e: WsEvent) => Promise<object | undefined>, body
 }
 
 describe('wsRoute', () => {
+  it('refuses a binary frame (isBase64Encoded) before the handler runs, without decoding it', async () => {
+    let ran = false;
+    const handler = wsRoute(async () => {
+      ran = true;
+      return { type: 'pong' };
+    });
+    const binary = { ...event(Buffer.from('{"action":"send","id":"b-1"}').toString('base64')), isBase64Encoded: true };
+    const result = (await handler(binary, context)) as WsResult;
+    expect(ran).toBe(false);
+    expect(JSON.parse(result.body!)).toEqual({ type: 'error', code: 'bad_request', message: 'binary frames are not supported; send JSON text frames' });
+  });
+
   it('turns an unexpected error into an internal error frame that leaks nothing', async () => {
     const result = await invoke(async () => {
       throw new Error('secret stack detail');
