@@ -5,6 +5,8 @@ import { DynamoGroupDirectory } from '../adapters/dynamo-group-directory';
 import { DynamoMessageStore } from '../adapters/dynamo-message-store';
 import { ManagementApiSender } from '../adapters/management-api-sender';
 import { SqsUplinkQueue } from '../adapters/sqs-uplink-queue';
+import { DynamoPresenceStore } from '../adapters/dynamo-presence-store';
+import { defaultPresenceSettings, type PresenceDeps } from '../domain/presence';
 import { systemClock } from '../domain/clock';
 import type { LifecycleDeps } from '../domain/connection-lifecycle';
 import { defaultDeliverySettings, type DeliveryDeps } from '../domain/delivery';
@@ -83,3 +85,13 @@ export const persistDeps = (): PersistDeps => {
     injectFault: faultRatio > 0 ? (message: QueuedMessage, attempt: number) => attempt === 1 && inShare(message.msgId, faultRatio) : undefined,
   };
 };
+
+/** Presence counters (GET /v1/stats) in the admin table; the stream consumer moves them. */
+export const presenceStore = once(() => new DynamoPresenceStore(dynamoDocumentClient(), tableName('admin')));
+
+export const presenceDeps = (): PresenceDeps => ({
+  store: presenceStore(),
+  ...defaultPresenceSettings,
+  sleep,
+  random: Math.random,
+});

@@ -370,3 +370,71 @@ export function fakeDeliveryDeps(
     sleeps,
   };
 }
+
+// --- Presence counters (lambdas/domain/presence.ts) ---
+import type { ApplyOutcome, ConnectionChange, PresencePlan, PresenceState, PresenceStats, PresenceStore } from '../../lambdas/domain/presence';
+
+/** Runs before (or after) a presence transaction takes effect: await to let others in, throw to fail it. */
+export type PresenceHook = (plan: PresencePlan) => Promise<void> | void;
+
+/**
+ * The presence counters in memory, with the transaction's semantics: all or nothing; refused
+ * (`conflict`, nothing written) when a change is already marked or a user's count is no longer
+ * the one planned from; a count back to 0 leaves no row; more than `maxItems` items is an error,
+ * as DynamoDB refuses it. `beforeApply` runs before the conditions are checked (a test lets a
+ * concurrent batch commit there); `afterApply` after the writes (throw there: the answer is lost
+ * but the transaction happened).
+ */
+export class FakePresenceStore implements PresenceStore {
+  readonly applied = new Set<string>();
+  /** userId -> n; a missing user has 0 (no row). */
+  readonly counts = new Map<string, number>();
+  total: PresenceStats = { online: 0, users: 0 };
+  beforeApply: PresenceHook = () => undefined;
+  afterApply: PresenceHook = () => undefined;
+  readonly stats = { reads: 0, transactions: 0, conflicts: 0, maxItems: 0 };
+
+  constructor(private readonly maxItems = 100) {}
+
+  async readState(changeIds: readonly string[], userIds: readonly string[]): Promise<PresenceState> {
+    this.stats.reads++;
+    await Promise.resolve();
+    const applied = new Set(changeIds.filter((id) => this.applied.has(id)));
+    const counts = new Map<string, number>();
+    for (const userId of userIds) if (this.counts.has(userId)) counts.set(userId, this.counts.get(userId)!);
+    return { applied, counts };
+  }
+
+  async applyBatch(plan: PresencePlan): Promise<ApplyOutcome> {
+    const items = plan.changeIds.length + plan.users.length + (plan.onlineDelta !== 0 || plan.usersDelta !== 0 ? 1 : 0);
+    if (items > this.maxItems) throw new Error(`transaction of ${items} items (at most ${this.maxItems})`);
+    if (new Set(plan.changeIds).size !== plan.changeIds.length || new Set(plan.users.map((u) => u.userId)).size !== plan.users.length) {
+      throw new Error('transaction names an item twice');
+    }
+    this.stats.maxItems = Math.max(this.stats.maxItems, items);
+    await this.beforeApply(plan);
+    const stale = plan.changeIds.some((id) => this.applied.has(id)) || plan.users.some((u) => (this.counts.get(u.userId) ?? 0) !== u.from);
+    if (stale) {
+      this.stats.conflicts++;
+      return 'conflict';
+    }
+    for (const id of plan.changeIds) this.applied.add(id);
+    for (const move of plan.users) {
+      if (move.to === 0) this.counts.delete(move.userId);
+      else this.counts.set(move.userId, move.to);
+    }
+    this.total = { online: this.total.online + plan.onlineDelta, users: this.total.users + plan.usersDelta };
+    this.stats.transactions++;
+    await this.afterApply(plan);
+    return 'applied';
+  }
+
+  async readStats(): Promise<PresenceStats> {
+    return { ...this.total };
+  }
+}
+
+/** A connection row's insert / removal as the stream reports it. */
+export const insertOf = (id: string, userId: string): ConnectionChange => ({ id, newUserId: userId });
+export const removalOf = (id: string, userId: string): ConnectionChange => ({ id, oldUserId: userId });
+export const modificationOf = (id: string, userId: string, newUserId = userId): ConnectionChange => ({ id, oldUserId: userId, newUserId });
