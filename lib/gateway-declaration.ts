@@ -29,6 +29,11 @@ export interface TableDeclaration {
   readonly indexes: readonly IndexDeclaration[];
   /** Environment variable that carries the physical table name to functions that use it. */
   readonly envVar: string;
+  /**
+   * A DynamoDB stream (NEW_AND_OLD_IMAGES) read by this consumer, e.g. presence counting, which
+   * must also see the deletions TTL makes.
+   */
+  readonly stream?: { readonly consumer: { readonly function: string; readonly batchSize: number } };
 }
 
 export const tables = {
@@ -41,6 +46,8 @@ export const tables = {
       { indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'connectedAt', type: 'N' } },
     ],
     envVar: 'CONNECTIONS_TABLE',
+    // Every insert and removal (TTL's included) moves the presence counters (GET /v1/stats).
+    stream: { consumer: { function: 'presenceCounter', batchSize: 50 } },
   },
   messages: {
     description:
@@ -59,6 +66,16 @@ export const tables = {
     indexes: [{ indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'groupId', type: 'S' } }],
     envVar: 'GROUPS_TABLE',
   },
+  admin: {
+    description:
+      'Admin API state: nonce#{keyId}#{nonce} rows (replay protection, TTL), job#{jobId} rows with their ' +
+      'task#{taskId} completion markers (exact fan-out counters), and presence counters.',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    indexes: [],
+    envVar: 'ADMIN_TABLE',
+  },
 } as const satisfies Record<string, TableDeclaration>;
 
 export type TableId = keyof typeof tables;
@@ -68,6 +85,8 @@ export interface QueueConsumerDeclaration {
   readonly function: string;
   /** Records per invocation (an SQS event source mapping's batch size). */
   readonly batchSize: number;
+  /** At most this many concurrent invocations (the event source mapping's maximum concurrency, >= 2). */
+  readonly maxConcurrency?: number;
 }
 
 export interface QueueDeclaration {
@@ -92,6 +111,15 @@ export const queues = {
     envVar: 'UPLINK_QUEUE_URL',
     consumer: { function: 'uplinkPersister', batchSize: 10 },
   },
+  fanout: {
+    description: 'Fan-out tasks of admin pushes and broadcasts (scan a page of connections, post to a page); a task is idempotent.',
+    fifo: false,
+    visibilityTimeoutSeconds: 360,
+    retentionDays: 4,
+    maxReceiveCount: 5,
+    envVar: 'FANOUT_QUEUE_URL',
+    consumer: { function: 'fanoutWorker', batchSize: 1, maxConcurrency: 2 },
+  },
 } as const satisfies Record<string, QueueDeclaration>;
 
 export type QueueId = keyof typeof queues;
@@ -112,6 +140,8 @@ export interface FunctionDeclaration {
   readonly manageConnections?: boolean;
   /** Needs the client-token signing secret. */
   readonly jwtSecret?: boolean;
+  /** Needs the admin API keys (`keyId:secret` pairs). */
+  readonly adminKeys?: boolean;
 }
 
 export const functions = {
@@ -173,6 +203,33 @@ export const functions = {
     tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
     manageConnections: true,
   },
+  adminApi: {
+    description: 'Admin HTTP API (/v1/*): verifies the HMAC signature and nonce, then tokens, push, jobs, connections, groups, stats.',
+    entry: 'lambdas/handlers/admin-api.ts',
+    timeoutSeconds: 29,
+    memoryMb: 512,
+    tables: { connections: 'read', messages: 'readWrite', groups: 'readWrite', admin: 'readWrite' },
+    queues: { uplink: 'send', fanout: 'send' },
+    manageConnections: true,
+    jwtSecret: true,
+    adminKeys: true,
+  },
+  fanoutWorker: {
+    description: 'Fan-out queue consumer: scans a page of connections or posts to a page, paced, and counts every outcome once.',
+    entry: 'lambdas/handlers/fanout-worker.ts',
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    tables: { connections: 'readWrite', groups: 'read', admin: 'readWrite' },
+    queues: { fanout: 'send' },
+    manageConnections: true,
+  },
+  presenceCounter: {
+    description: 'Connections table stream consumer: moves the presence counters exactly once per insert or removal.',
+    entry: 'lambdas/handlers/presence-counter.ts',
+    timeoutSeconds: 30,
+    memoryMb: 256,
+    tables: { admin: 'readWrite' },
+  },
 } as const satisfies Record<string, FunctionDeclaration>;
 
 export type FunctionId = keyof typeof functions;
@@ -220,8 +277,17 @@ export interface HttpRouteDeclaration {
   readonly function: FunctionId;
 }
 
-/** HTTP API routes (admin API and WeChat callbacks). Wired end to end; the routes arrive with those issues. */
-export const httpRoutes: readonly HttpRouteDeclaration[] = [];
+/** HTTP API routes: the admin API (PROTOCOL.md §3; docs/admin-api.md). WeChat callbacks arrive with their issue. */
+export const httpRoutes: readonly HttpRouteDeclaration[] = [
+  { method: 'POST', path: '/v1/tokens', function: 'adminApi' },
+  { method: 'POST', path: '/v1/push', function: 'adminApi' },
+  { method: 'GET', path: '/v1/jobs/{jobId}', function: 'adminApi' },
+  { method: 'GET', path: '/v1/users/{userId}/connections', function: 'adminApi' },
+  { method: 'DELETE', path: '/v1/users/{userId}/connections', function: 'adminApi' },
+  { method: 'PUT', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
+  { method: 'GET', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
+  { method: 'GET', path: '/v1/stats', function: 'adminApi' },
+];
 
 /**
  * Environment variables every function gets, beyond the table and queue names.
@@ -238,4 +304,10 @@ export const env = {
   connectionIdleTtlSeconds: 'CONNECTION_IDLE_TTL_SECONDS',
   /** Days an inbox row is kept for `sync`. */
   inboxTtlDays: 'INBOX_TTL_DAYS',
+  /** Secrets Manager ARN of the admin keys secret (AWS): JSON `{"keyId":"secret",...}`. */
+  adminKeysArn: 'ADMIN_KEYS_SECRET_ARN',
+  /** The admin keys themselves, `keyId:secret,keyId2:secret2` (local mode only; never set in AWS). */
+  adminKeysValue: 'WXGATE_ADMIN_KEYS',
+  /** Posts per second all fan-out jobs together may make (a share of the account's @connections budget). */
+  fanoutPostsPerSecond: 'FANOUT_POSTS_PER_SECOND',
 } as const;

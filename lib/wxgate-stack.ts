@@ -1,6 +1,7 @@
 import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
@@ -84,6 +85,8 @@ export class WxgateStack extends Stack {
   public readonly queues: GatewayQueues;
   /** HS256 key that signs client JWTs. */
   public readonly clientTokenSecret: secretsmanager.Secret;
+  /** Admin API keys: JSON `{"keyId":"secret",...}`; several at once for rotation (docs/admin-api.md). */
+  public readonly adminKeysSecret: secretsmanager.Secret;
   /** One function per declared function id. */
   public readonly functions: Record<FunctionId, GatewayFunction>;
   public readonly webSocket: WebSocketGateway;
@@ -107,6 +110,18 @@ export class WxgateStack extends Stack {
         'The client-token HS256 key is not rotated automatically: rotating it invalidates every issued client ' +
         'token at once unless the authorizer verifies against the previous key during a grace period, which ' +
         'needs a custom rotation function. Rotation is a manual, announced operation until that exists.',
+    });
+
+    this.adminKeysSecret = new secretsmanager.Secret(this, 'AdminKeys', {
+      description: 'wxgate: admin API keys as JSON {"keyId":"secret",...}; requests are HMAC-signed with a secret',
+      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'default', passwordLength: 48, excludePunctuation: true },
+      removalPolicy,
+    });
+    Validations.of(this.adminKeysSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'Admin keys are rotated by the operator, not a rotation Lambda: add a new keyId, move the backends to it, ' +
+        'then remove the old one (several keys are valid at once; handlers re-read the secret every 5 minutes).',
     });
 
     // One function per declaration entry, with the environment its declaration implies.
@@ -157,7 +172,19 @@ export class WxgateStack extends Stack {
         new SqsEventSource(this.queues.queues[queueId], {
           batchSize: decl.consumer.batchSize,
           reportBatchItemFailures: true,
+          ...('maxConcurrency' in decl.consumer ? { maxConcurrency: decl.consumer.maxConcurrency } : {}),
         }),
+      );
+    }
+
+    // A table's declared stream consumer reads every change in order per shard; a failed batch is
+    // retried until it succeeds (the consumer is idempotent per shard sequence number).
+    for (const [tableId, decl] of entriesOf<TableId, (typeof declaredTables)[TableId]>(declaredTables)) {
+      if (!('stream' in decl) || !decl.stream) continue;
+      const consumer = this.functions[decl.stream.consumer.function as FunctionId];
+      if (!consumer) throw new Error(`table ${tableId}: stream consumer ${decl.stream.consumer.function} is not a declared function`);
+      consumer.function.addEventSource(
+        new DynamoEventSource(this.tables.tables[tableId], { startingPosition: StartingPosition.TRIM_HORIZON, batchSize: decl.stream.consumer.batchSize }),
       );
     }
 
@@ -184,6 +211,7 @@ export class WxgateStack extends Stack {
       environment[declaredQueues[queueId].envVar] = this.queues.queues[queueId].queueUrl;
     }
     if (decl.jwtSecret) environment[envNames.jwtSecretArn] = this.clientTokenSecret.secretArn;
+    if (decl.adminKeys) environment[envNames.adminKeysArn] = this.adminKeysSecret.secretArn;
     if (decl.tables?.connections && props.connectionIdleTtlSeconds !== undefined) {
       environment[envNames.connectionIdleTtlSeconds] = String(props.connectionIdleTtlSeconds);
     }
@@ -227,5 +255,6 @@ export class WxgateStack extends Stack {
     }
 
     if (decl.jwtSecret) this.clientTokenSecret.grantRead(fn.role);
+    if (decl.adminKeys) this.adminKeysSecret.grantRead(fn.role);
   }
 }

@@ -6,6 +6,8 @@ export interface HandlerEnvironmentInput {
   sqsEndpoint: string;
   managementEndpoint: string;
   jwtSecret: string;
+  /** `keyId:secret,...` for the admin API. */
+  adminKeys: string;
   tableNames: Record<TableId, string>;
   queueUrls: Record<QueueId, string>;
   extra?: Record<string, string>;
@@ -27,6 +29,7 @@ export function handlerEnvironment(input: HandlerEnvironmentInput): Record<strin
     AWS_ENDPOINT_URL_SQS: input.sqsEndpoint,
     [env.managementEndpoint]: input.managementEndpoint,
     [env.jwtSecretValue]: input.jwtSecret,
+    [env.adminKeysValue]: input.adminKeys,
     POWERTOOLS_TRACE_ENABLED: 'false',
     POWERTOOLS_SERVICE_NAME: 'wxgate',
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',

@@ -2,14 +2,14 @@
  * `npm start`: local mode (PROTOCOL.md §1). Prints the URLs, a ready client token and an
  * example signed admin request; Ctrl-C / SIGTERM stops everything (Java included) and exits 0.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { httpRoutes } from '../lib/gateway-declaration';
+import { randomBytes } from 'node:crypto';
+import { AdminKeysError, parseAdminKeyList } from '../lambdas/domain/admin-keys';
+import { signature } from '../lambdas/domain/admin-signing';
 import { issueClientToken } from '../lambdas/domain/client-token';
 import { JavaMissingError } from './java-check';
-import { DEFAULT_HTTP_PORT, DEFAULT_JWT_SECRET, DEFAULT_WS_PORT, startLocalGateway, type LocalGateway } from './local-gateway';
+import { DEFAULT_ADMIN_KEYS, DEFAULT_HTTP_PORT, DEFAULT_JWT_SECRET, DEFAULT_WS_PORT, startLocalGateway, type LocalGateway } from './local-gateway';
 import { PortInUseError } from './ports';
 
-const DEFAULT_ADMIN_KEYS = 'local:local-dev-admin-secret';
 
 function portFrom(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -22,30 +22,25 @@ function portFrom(name: string, fallback: number): number {
   return port;
 }
 
-/** `keyId:secret,keyId2:secret2` -> the first pair (the secret may itself contain ':'). */
-function firstAdminKey(keys: string): { keyId: string; secret: string } | undefined {
-  const first = keys.split(',')[0]?.trim() ?? '';
-  const at = first.indexOf(':');
-  return at > 0 ? { keyId: first.slice(0, at), secret: first.slice(at + 1) } : undefined;
-}
-
-/** PROTOCOL.md §3 signing. */
-export function signAdminRequest(secret: string, method: string, path: string, query: string, timestamp: number, nonce: string, body = ''): string {
-  const bodyHash = createHash('sha256').update(body).digest('hex');
-  return createHmac('sha256', secret).update(`${method}\n${path}\n${query}\n${timestamp}\n${nonce}\n${bodyHash}`).digest('hex');
-}
-
 async function main(): Promise<void> {
   const httpPort = portFrom('WXGATE_HTTP_PORT', DEFAULT_HTTP_PORT);
   const wsPort = portFrom('WXGATE_WS_PORT', DEFAULT_WS_PORT);
   const jwtSecret = process.env.WXGATE_JWT_SECRET || DEFAULT_JWT_SECRET;
   const adminKeys = process.env.WXGATE_ADMIN_KEYS || DEFAULT_ADMIN_KEYS;
-  const passThrough: Record<string, string> = { WXGATE_ADMIN_KEYS: adminKeys };
+  let firstKey: [string, string];
+  try {
+    firstKey = [...parseAdminKeyList(adminKeys)][0]!;
+  } catch (err) {
+    if (!(err instanceof AdminKeysError)) throw err;
+    console.error(`\n${err.message}\n`);
+    process.exit(1);
+  }
+  const passThrough: Record<string, string> = {};
   for (const name of ['WXGATE_WECHAT_ACCOUNTS', 'WXGATE_WECHAT_API_BASE']) if (process.env[name]) passThrough[name] = process.env[name]!;
 
   let gateway: LocalGateway;
   try {
-    gateway = await startLocalGateway({ httpPort, wsPort, jwtSecret, handlerEnv: passThrough });
+    gateway = await startLocalGateway({ httpPort, wsPort, jwtSecret, adminKeys, handlerEnv: passThrough });
   } catch (err) {
     if (err instanceof JavaMissingError || err instanceof PortInUseError) {
       console.error(`\n${err.message}\n`);
@@ -84,18 +79,15 @@ async function main(): Promise<void> {
     `  npx wscat -c '${gateway.wsUrl}/?token=${token}'`,
     `  > {"action":"ping","id":"p1"}`,
   ];
-  const admin = firstAdminKey(adminKeys);
-  const hasStats = httpRoutes.some((r) => r.method === 'GET' && r.path === '/v1/stats');
-  if (admin) {
-    const timestamp = Math.floor(Date.now() / 1000);
-    const nonce = randomBytes(12).toString('base64url');
-    const signature = signAdminRequest(admin.secret, 'GET', '/v1/stats', '', timestamp, nonce);
-    lines.push(
-      '',
-      `Signed admin request (valid for 300 s, nonce single use)${hasStats ? '' : ' (admin API: coming with the admin issue)'}:`,
-      `  curl -s ${gateway.httpUrl}/v1/stats -H 'X-Wxgate-Key: ${admin.keyId}' -H 'X-Wxgate-Timestamp: ${timestamp}' -H 'X-Wxgate-Nonce: ${nonce}' -H 'X-Wxgate-Signature: ${signature}'`,
-    );
-  }
+  const [keyId, secret] = firstKey;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const nonce = randomBytes(12).toString('base64url');
+  const signed = signature(secret, { method: 'GET', path: '/v1/stats', query: '', timestamp, nonce });
+  lines.push(
+    '',
+    'Signed admin request (valid for 300 s, nonce single use; docs/admin-api.md shows how to sign your own):',
+    `  curl -s ${gateway.httpUrl}/v1/stats -H 'X-Wxgate-Key: ${keyId}' -H 'X-Wxgate-Timestamp: ${timestamp}' -H 'X-Wxgate-Nonce: ${nonce}' -H 'X-Wxgate-Signature: ${signed}'`,
+  );
   lines.push('', 'Ctrl-C stops everything.');
   console.log(lines.join('\n'));
 }

@@ -1,6 +1,6 @@
-import { DeleteCommand, GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { ConnectionRecord, ConnectionRegistry } from '../domain/connection-registry';
+import type { ConnectionRecord, ConnectionRegistry, ScanKey } from '../domain/connection-registry';
 import { epochSeconds } from '../domain/clock';
 import { queryAll } from './dynamo-paging';
 
@@ -69,5 +69,20 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
       FilterExpression: 'expiresAt > :now',
       ExpressionAttributeValues: { ':u': userId, ':now': epochSeconds(nowMs) },
     });
+  }
+
+  async scanPage(segment: number, totalSegments: number, startKey: ScanKey | undefined, limit: number, nowMs: number) {
+    const page = await this.client.send(
+      new ScanCommand({
+        TableName: this.tableName,
+        Segment: segment,
+        TotalSegments: totalSegments,
+        ExclusiveStartKey: startKey,
+        Limit: limit,
+        FilterExpression: 'expiresAt > :now',
+        ExpressionAttributeValues: { ':now': epochSeconds(nowMs) },
+      }),
+    );
+    return { records: (page.Items ?? []) as ConnectionRecord[], nextKey: page.LastEvaluatedKey };
   }
 }

@@ -1,4 +1,4 @@
-import { GetCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { GroupDirectory } from '../domain/messaging-ports';
 import { batchWriteAll, queryAll } from './dynamo-paging';
 
@@ -22,6 +22,35 @@ export class DynamoGroupDirectory implements GroupDirectory {
       ProjectionExpression: 'userId',
     });
     return rows.map((row) => row.userId);
+  }
+
+  async membersPage(groupId: string, after: string | undefined, limit: number): Promise<{ members: string[]; next: string | undefined }> {
+    const page = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'groupId = :g',
+        ExpressionAttributeValues: { ':g': groupId },
+        ProjectionExpression: 'userId',
+        ExclusiveStartKey: after === undefined ? undefined : { groupId, userId: after },
+        Limit: limit,
+        ConsistentRead: true,
+      }),
+    );
+    const members = (page.Items ?? []).map((row) => row.userId as string);
+    return { members, next: page.LastEvaluatedKey ? (page.LastEvaluatedKey.userId as string) : undefined };
+  }
+
+  async countMembers(groupId: string): Promise<number> {
+    let count = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({ TableName: this.tableName, KeyConditionExpression: 'groupId = :g', ExpressionAttributeValues: { ':g': groupId }, Select: 'COUNT', ExclusiveStartKey: start, ConsistentRead: true }),
+      );
+      count += page.Count ?? 0;
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return count;
   }
 
   async addMembers(groupId: string, userIds: readonly string[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { PostToConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
+import { DeleteConnectionCommand, PostToConnectionCommand, type ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagementapi';
 import type { ConnectionSender, PostOutcome } from '../domain/messaging-ports';
 
 /**
@@ -24,6 +24,15 @@ export class ManagementApiSender implements ConnectionSender {
   async post(connectionId: string, data: string): Promise<PostOutcome> {
     try {
       await this.client.send(new PostToConnectionCommand({ ConnectionId: connectionId, Data: this.encoder.encode(data) }));
+      return 'ok';
+    } catch (err) {
+      return outcomeOfError(err);
+    }
+  }
+
+  async disconnect(connectionId: string): Promise<PostOutcome> {
+    try {
+      await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
       return 'ok';
     } catch (err) {
       return outcomeOfError(err);

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Recipient } from '../domain/frames';
 import type { QueuedMessage, UplinkQueue } from '../domain/messaging-ports';
 
 /**
@@ -8,9 +7,10 @@ import type { QueuedMessage, UplinkQueue } from '../domain/messaging-ports';
  * order while different conversations are stored in parallel; the de-duplication id is the
  * msgId, so a client retry that re-queues the same msgId within 5 minutes is dropped by SQS.
  */
-export function conversationOf(from: string, to: Recipient): string {
+export function conversationOf(from: string, to: QueuedMessage['to']): string {
   let key: string;
-  if ('user' in to) key = `u:${[from, to.user].sort().join('|')}`;
+  if ('users' in to) key = `p:${from}`;
+  else if ('user' in to) key = `u:${[from, to.user].sort().join('|')}`;
   else if ('group' in to) key = `g:${to.group}`;
   else key = `w:${to.wechat.accountId}:${to.wechat.openId}`;
   // MessageGroupId allows at most 128 characters.

@@ -32,4 +32,13 @@ export interface ConnectionRegistry {
   get(connectionId: string, nowMs: number): Promise<ConnectionRecord | undefined>;
   /** Every live (unexpired) connection of a user, oldest first. */
   listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]>;
+  /**
+   * One page of one segment of a parallel scan over every connection: the live rows read, and
+   * the key to continue from (undefined at the end of the segment). Pages are at most `limit`
+   * rows read (expired ones are read and dropped), so a page never silently stops at 1 MB.
+   */
+  scanPage(segment: number, totalSegments: number, startKey: ScanKey | undefined, limit: number, nowMs: number): Promise<{ records: ConnectionRecord[]; nextKey: ScanKey | undefined }>;
 }
+
+/** Where a scan page stopped (DynamoDB's LastEvaluatedKey); opaque to the domain. */
+export type ScanKey = Record<string, unknown>;

@@ -18,7 +18,12 @@ export interface DeliveryDeps {
   baseDelayMs: number;
   sleep: (ms: number) => Promise<void>;
   random: () => number;
+  /** Waits for a post slot (fan-out jobs pace themselves under a post budget); none for live delivery. */
+  pace?: () => Promise<void>;
 }
+
+/** Who a post goes to: the connection, and its user (a 410 removes the row only while it is still theirs). */
+export type DeliveryTarget = Pick<ConnectionRecord, 'connectionId' | 'userId'>;
 
 export interface DeliveryReport {
   targeted: number;
@@ -32,17 +37,23 @@ export const emptyReport = (): DeliveryReport => ({ targeted: 0, delivered: 0, g
 export const defaultDeliverySettings = { concurrency: 32, maxAttempts: 4, baseDelayMs: 50 } as const;
 
 /** One post, retried on 429/5xx with full-jitter exponential backoff, at most `maxAttempts` times. */
-export async function postWithRetry(deps: Pick<DeliveryDeps, 'sender' | 'maxAttempts' | 'baseDelayMs' | 'sleep' | 'random'>, connectionId: string, payload: string) {
+export async function postWithRetry(
+  deps: Pick<DeliveryDeps, 'sender' | 'maxAttempts' | 'baseDelayMs' | 'sleep' | 'random' | 'pace'>,
+  connectionId: string,
+  payload: string,
+) {
   for (let attempt = 1; ; attempt++) {
+    if (attempt > 1 && deps.pace) await deps.pace(); // a retry spends budget too
     const outcome = await deps.sender.post(connectionId, payload);
     if (outcome !== 'retryable' || attempt >= deps.maxAttempts) return outcome;
     await deps.sleep(deps.random() * deps.baseDelayMs * 2 ** (attempt - 1));
   }
 }
 
-export async function deliver(deps: DeliveryDeps, targets: readonly ConnectionRecord[], payload: string): Promise<DeliveryReport> {
+export async function deliver(deps: DeliveryDeps, targets: readonly DeliveryTarget[], payload: string): Promise<DeliveryReport> {
   const report = { ...emptyReport(), targeted: targets.length };
   await mapWithConcurrency(targets, deps.concurrency, async (target) => {
+    if (deps.pace) await deps.pace();
     const outcome = await postWithRetry(deps, target.connectionId, payload).catch(() => 'rejected' as const);
     if (outcome === 'ok') report.delivered++;
     else if (outcome === 'gone') {

@@ -108,11 +108,14 @@ export function assertBodySize(body: unknown): void {
 
 // ---- server frames -------------------------------------------------------------------
 
+/** Where a message frame says it went: a client's recipient, or an admin push (`users` or `all`). */
+export type FrameTarget = Recipient | { push: 'users' | 'all' };
+
 export interface MessageFrame {
   type: 'message';
   msgId: string;
   from: string;
-  to: Recipient;
+  to: FrameTarget;
   body: unknown;
   ts: number;
 }

@@ -5,16 +5,24 @@ import type { MessageFrame, Recipient } from './frames';
  * adapters/dynamo-group-directory.ts, adapters/sqs-uplink-queue.ts, adapters/management-api-sender.ts.
  */
 
+/** An admin push to a list of users (docs/admin-api.md); its frames say `to: {"push": "users"}`. */
+export interface UsersTarget {
+  users: string[];
+}
+
 /** What travels on the uplink queue: everything needed to store and deliver one message. */
 export interface QueuedMessage {
   msgId: string;
+  /** A user id, or `admin/{keyId}` for an admin push ('/' never occurs in a user id). */
   from: string;
   fromDevice: string;
-  /** The sending connection: it got the ack and must not get the message frame. */
+  /** The sending connection: it got the ack and must not get the message frame ('' for admin pushes). */
   fromConnection: string;
-  to: Recipient;
+  to: Recipient | UsersTarget;
   body: unknown;
   ts: number;
+  /** `admin`: pushed through the admin API; the sender is no user and gets no inbox row. */
+  origin?: 'admin';
 }
 
 export interface UplinkQueue {
@@ -103,6 +111,9 @@ export interface MessageStore {
 export interface GroupDirectory {
   isMember(groupId: string, userId: string): Promise<boolean>;
   members(groupId: string): Promise<string[]>;
+  /** Members in user id order after `after` (exclusive), at most `limit`, and the id to continue after. */
+  membersPage(groupId: string, after: string | undefined, limit: number): Promise<{ members: string[]; next: string | undefined }>;
+  countMembers(groupId: string): Promise<number>;
   addMembers(groupId: string, userIds: readonly string[]): Promise<void>;
   removeMembers(groupId: string, userIds: readonly string[]): Promise<void>;
 }
@@ -115,4 +126,6 @@ export type PostOutcome = 'ok' | 'gone' | 'retryable' | 'rejected';
 
 export interface ConnectionSender {
   post(connectionId: string, data: string): Promise<PostOutcome>;
+  /** DeleteConnection: API Gateway closes the socket and runs `$disconnect`. */
+  disconnect(connectionId: string): Promise<PostOutcome>;
 }

@@ -73,7 +73,7 @@ export async function persistMessage(deps: PersistDeps, message: QueuedMessage, 
   const mintedAt = deps.clock.nowMs();
   const position = deps.newPosition(mintedAt);
   const notAfterMs = mintedAt + MAX_ROW_WRITE_AGE_MS;
-  const audience = earlier?.audience.length ? earlier.audience : await audienceOf(deps.groups, message.from, message.to);
+  const audience = earlier?.audience.length ? earlier.audience : await audienceOf(deps.groups, message.from, message.to, message.origin);
 
   const state = await deps.messages.beginStore(frame, audience, position, expiresAt);
   const stale = state.positions.filter((p) => p !== position);

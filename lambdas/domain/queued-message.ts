@@ -7,10 +7,11 @@ const queuedMessageSchema = z.object({
   msgId: z.string().length(26),
   from: z.string().min(1),
   fromDevice: z.string().min(1),
-  fromConnection: z.string().min(1),
-  to: recipientSchema,
+  fromConnection: z.string(),
+  to: z.union([recipientSchema, z.strictObject({ users: z.array(z.string().min(1)).min(1) })]),
   body: z.unknown(),
   ts: z.number().int().positive(),
+  origin: z.literal('admin').optional(),
 });
 
 export function parseQueuedMessage(raw: string): QueuedMessage {

@@ -4,7 +4,7 @@ import type { ConnectionIdentity } from './connection-lifecycle';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, postWithRetry, type DeliveryDeps, type DeliveryReport } from './delivery';
 import { badRequest, forbidden, GatewayError } from './errors';
-import type { MessageFrame, Recipient, SendFrame } from './frames';
+import type { MessageFrame, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
 /**
@@ -55,17 +55,24 @@ export interface SendResult {
 }
 
 export function messageFrameOf(message: QueuedMessage): MessageFrame {
-  return { type: 'message', msgId: message.msgId, from: message.from, to: message.to, body: message.body, ts: message.ts };
+  // An admin push to users does not tell each recipient who else got it.
+  const to = 'users' in message.to ? { push: 'users' as const } : message.to;
+  return { type: 'message', msgId: message.msgId, from: message.from, to, body: message.body, ts: message.ts };
 }
 
 /** Whether a connection was opened after a message's ts (the persister's to serve, not send's). */
 export const openedAfter = (connection: { connectedAt: number }, ts: number): boolean => connection.connectedAt > ts;
 
-/** Users who get the message: the recipients and the sender (for the sender's other devices). */
-export async function audienceOf(groups: GroupDirectory, from: string, to: Recipient): Promise<string[]> {
-  if ('user' in to) return [...new Set([to.user, from])];
-  if ('group' in to) return [...new Set([...(await groups.members(to.group)), from])];
-  return [from];
+/**
+ * Users who get the message: the recipients and, for a client's message, the sender (for the
+ * sender's other devices). An admin push has no sending user.
+ */
+export async function audienceOf(groups: GroupDirectory, from: string, to: QueuedMessage['to'], origin?: QueuedMessage['origin']): Promise<string[]> {
+  const sender = origin === 'admin' ? [] : [from];
+  if ('users' in to) return [...new Set([...to.users, ...sender])];
+  if ('user' in to) return [...new Set([to.user, ...sender])];
+  if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...sender])];
+  return sender;
 }
 
 type Claimed = { role: 'owner'; msgId: string; ts: number } | { role: 'duplicate'; msgId: string; ts: number };

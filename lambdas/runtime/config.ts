@@ -32,6 +32,8 @@ export const managementEndpoint = (): string => required(env.managementEndpoint)
 /** 15 minutes: API Gateway drops a socket after 10 idle minutes, plus a margin. */
 export const connectionIdleTtlSeconds = (): number => positiveNumber(env.connectionIdleTtlSeconds, 15 * 60);
 export const inboxTtlDays = (): number => positiveNumber(env.inboxTtlDays, 7);
+/** 1,000 posts/s for all fan-out jobs together: a tenth of the account's 10,000 requests/s, leaving the rest to live traffic. */
+export const fanoutPostsPerSecond = (): number => positiveNumber(env.fanoutPostsPerSecond, 1000);
 
 /** Where the client-token secret comes from: the value itself (local mode) or Secrets Manager (AWS). */
 export type JwtSecretSource = { kind: 'value'; value: string } | { kind: 'secretsManager'; arn: string };

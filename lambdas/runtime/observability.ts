@@ -25,7 +25,7 @@ export function countMetric(name: string, value = 1): void {
 }
 
 /** Every delivery outcome is counted: `{stage}Delivered`, `{stage}Gone`, `{stage}Failed`. */
-export function recordDelivery(stage: 'live' | 'late', report: DeliveryReport): void {
+export function recordDelivery(stage: 'live' | 'late' | 'fanout', report: DeliveryReport): void {
   if (report.targeted === 0) return;
   metrics.addMetric(`${stage}Delivered`, MetricUnit.Count, report.delivered);
   metrics.addMetric(`${stage}Gone`, MetricUnit.Count, report.gone);

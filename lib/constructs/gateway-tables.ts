@@ -50,6 +50,7 @@ export class GatewayTables extends Construct {
         timeToLiveAttribute: decl.ttlAttribute,
         removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
         deletionProtection: props.deletionProtection ?? false,
+        ...(decl.stream ? { stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES } : {}),
       });
       for (const index of decl.indexes) {
         table.addGlobalSecondaryIndex({

@@ -5,7 +5,7 @@
  * claim can be taken again, inbox positions sort as plain strings.
  */
 import { epochSeconds, type Clock } from '../../lambdas/domain/clock';
-import type { ConnectionRecord, ConnectionRegistry } from '../../lambdas/domain/connection-registry';
+import type { ConnectionRecord, ConnectionRegistry, ScanKey } from '../../lambdas/domain/connection-registry';
 import type { DeliveryDeps } from '../../lambdas/domain/delivery';
 import type { MessageFrame } from '../../lambdas/domain/frames';
 import {
@@ -70,7 +70,23 @@ export class FakeConnectionRegistry implements ConnectionRegistry {
       .sort((a, b) => a.connectedAt - b.connectedAt)
       .map((row) => ({ ...row }));
   }
+
+  /** Like a DynamoDB parallel scan: rows split among segments by hash, `limit` rows READ per page (expired ones dropped after). */
+  async scanPage(segment: number, totalSegments: number, startKey: ScanKey | undefined, limit: number, nowMs: number) {
+    const inSegment = [...this.rows.values()]
+      .filter((row) => hashOf(row.connectionId) % totalSegments === segment)
+      .sort((a, b) => byString(a.connectionId, b.connectionId));
+    const from = startKey ? inSegment.findIndex((row) => row.connectionId > (startKey.connectionId as string)) : 0;
+    const read = from < 0 ? [] : inSegment.slice(from, from + limit);
+    const more = from >= 0 && from + limit < inSegment.length;
+    return {
+      records: read.filter((row) => row.expiresAt > epochSeconds(nowMs)).map((row) => ({ ...row })),
+      nextKey: more ? { connectionId: read[read.length - 1]!.connectionId } : undefined,
+    };
+  }
 }
+
+const hashOf = (text: string) => [...text].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
 
 interface ClaimRow extends ClientIdClaim {
   expiresAt: number;
@@ -256,6 +272,16 @@ export class FakeGroupDirectory implements GroupDirectory {
     return [...(this.groups.get(groupId) ?? [])];
   }
 
+  async membersPage(groupId: string, after: string | undefined, limit: number) {
+    const sorted = [...(this.groups.get(groupId) ?? [])].sort(byString).filter((u) => after === undefined || u > after);
+    const members = sorted.slice(0, limit);
+    return { members, next: sorted.length > limit ? members[members.length - 1] : undefined };
+  }
+
+  async countMembers(groupId: string): Promise<number> {
+    return this.groups.get(groupId)?.size ?? 0;
+  }
+
   async addMembers(groupId: string, userIds: readonly string[]): Promise<void> {
     let members = this.groups.get(groupId);
     if (!members) this.groups.set(groupId, (members = new Set()));
@@ -325,6 +351,15 @@ export class FakeConnectionSender implements ConnectionSender {
     } finally {
       this.inFlight--;
     }
+  }
+
+  readonly disconnects: string[] = [];
+
+  async disconnect(connectionId: string): Promise<PostOutcome> {
+    const outcome = this.scripts.get(connectionId)?.shift() ?? 'ok';
+    this.disconnects.push(connectionId);
+    if (outcome === 'throw') throw new Error(`disconnect of ${connectionId} blew up`);
+    return outcome;
   }
 
   /** Parsed frames posted to one connection, in order. */

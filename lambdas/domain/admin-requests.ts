@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { isValidId } from './client-token';
+import { badRequest } from './errors';
+import { assertBodySize } from './frames';
+
+/** Request bodies of the admin API (docs/admin-api.md). A bad one is a 400 naming the field. */
+const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
+
+export const MAX_PUSH_USERS = 10_000;
+export const MAX_MEMBER_CHANGES = 1_000;
+/** Longest client token the API mints: 30 days. */
+export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
+
+const tokenRequest = z.strictObject({
+  userId: id,
+  deviceId: id.optional(),
+  ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS).optional(),
+});
+
+const pushRequest = z.strictObject({
+  to: z.union([
+    z.strictObject({ users: z.array(id).min(1).max(MAX_PUSH_USERS) }),
+    z.strictObject({ group: id }),
+    z.strictObject({ all: z.literal(true) }),
+  ]),
+  body: z.unknown().refine((value) => value !== undefined, 'body is required'),
+});
+
+const membersRequest = z
+  .strictObject({
+    add: z.array(id).max(MAX_MEMBER_CHANGES).optional(),
+    remove: z.array(id).max(MAX_MEMBER_CHANGES).optional(),
+  })
+  .refine((r) => (r.add?.length ?? 0) + (r.remove?.length ?? 0) > 0, 'add or remove at least one member');
+
+const schemas = { token: tokenRequest, push: pushRequest, members: membersRequest } as const;
+export type TokenRequestBody = z.infer<typeof tokenRequest>;
+export type PushRequestBody = z.infer<typeof pushRequest>;
+export type MembersRequestBody = z.infer<typeof membersRequest>;
+
+export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: string): z.infer<(typeof schemas)[K]> {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw || 'null');
+  } catch {
+    throw badRequest('body is not valid JSON');
+  }
+  const result = schemas[kind].safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'body';
+    throw badRequest(`${where}: ${issue?.message ?? 'invalid'}`);
+  }
+  if (kind === 'push') assertBodySize((result.data as PushRequestBody).body);
+  return result.data as z.infer<(typeof schemas)[K]>;
+}
+
+export function pathId(value: string | undefined, name: string): string {
+  if (!isValidId(value)) throw badRequest(`${name} must be 1-128 characters of [A-Za-z0-9_.:@-]`);
+  return value;
+}
+
+/** `?limit=` of a paged GET: 1..1000, default 100. */
+export function pageLimit(raw: string | undefined): number {
+  if (raw === undefined) return 100;
+  const limit = Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest('limit must be an integer from 1 to 1000');
+  return limit;
+}

@@ -1,0 +1,163 @@
+import type { Clock } from './clock';
+import { epochSeconds } from './clock';
+import type { ConnectionRegistry, ScanKey } from './connection-registry';
+import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryReport, type DeliveryTarget } from './delivery';
+
+/**
+ * Fan-out jobs: broadcasts to every online connection, and admin pushes to audiences too large
+ * to post inside the 29 s request (docs/architecture.md, "Fan-out jobs").
+ *
+ * A job is a tree of small idempotent tasks on the fan-out queue:
+ * - `scan`: read one page of one segment of a parallel scan of the connections table, and queue
+ *   a `post` task for the page and the `scan` task for the next page;
+ * - `post`: post the job's frame to a page of connections (paced, 429s backed off, 410 rows
+ *   removed);
+ * - `users`: the same for the connections of a page of user ids.
+ * Every task ends with one transaction: its completion marker (conditional, so a task retried
+ * after a crash never counts twice), the job's counters, and `tasksOpen` += children - 1. The
+ * job is `done` when `tasksOpen` reaches 0, and then `targeted = delivered + gone + failed`.
+ * A task retried after it posted but before it completed posts again: frames carry `msgId`, so
+ * clients drop the copy, and the counters still count it once.
+ */
+export type FanoutTask =
+  | { jobId: string; taskId: string; kind: 'scan'; segment: number; totalSegments: number; page: number; startKey?: ScanKey }
+  | { jobId: string; taskId: string; kind: 'post'; targets: DeliveryTarget[] }
+  | { jobId: string; taskId: string; kind: 'users'; userIds: string[] };
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed';
+
+export interface JobCounters {
+  targeted: number;
+  delivered: number;
+  gone: number;
+  failed: number;
+}
+
+export interface JobRecord extends JobCounters {
+  jobId: string;
+  msgId: string;
+  state: JobState;
+  tasksOpen: number;
+  createdAt: number;
+  /** The frame to post, as sent. */
+  payload: string;
+}
+
+export interface JobStore {
+  createJob(job: { jobId: string; msgId: string; payload: string; tasksOpen: number; createdAt: number; expiresAt: number }): Promise<void>;
+  getJob(jobId: string): Promise<JobRecord | undefined>;
+  /** queued -> running (no-op otherwise). */
+  markRunning(jobId: string): Promise<void>;
+  markFailed(jobId: string): Promise<void>;
+  isTaskDone(jobId: string, taskId: string): Promise<boolean>;
+  /**
+   * One transaction: the task's completion marker (only if absent), the counters, and
+   * tasksOpen += opened - 1. False when the task had already completed (nothing changed).
+   */
+  completeTask(jobId: string, taskId: string, counts: JobCounters, opened: number, expiresAt: number): Promise<boolean>;
+  /** running/queued -> done when tasksOpen = 0; returns whether this call finished it. */
+  finishIfDone(jobId: string): Promise<boolean>;
+}
+
+export interface FanoutQueue {
+  enqueue(tasks: readonly FanoutTask[]): Promise<void>;
+}
+
+export interface FanoutDeps {
+  jobs: JobStore;
+  queue: FanoutQueue;
+  registry: ConnectionRegistry;
+  delivery: DeliveryDeps;
+  clock: Clock;
+}
+
+export const fanoutSettings = {
+  /** Parallel scan segments of a broadcast (scan tasks that run at once). */
+  scanSegments: 4,
+  /** Connections read per scan page, so one post task stays far from its timeout. */
+  scanPageSize: 100,
+  /** User ids per `users` task. */
+  usersPerTask: 100,
+  /** Job rows and task markers are kept this long. */
+  jobTtlSeconds: 7 * 86_400,
+} as const;
+
+export function broadcastTasks(jobId: string, segments: number = fanoutSettings.scanSegments): FanoutTask[] {
+  return Array.from({ length: segments }, (_, segment) => ({ jobId, taskId: `s${segment}.0`, kind: 'scan', segment, totalSegments: segments, page: 0 }));
+}
+
+export function userTasks(jobId: string, userIds: readonly string[], perTask: number = fanoutSettings.usersPerTask): FanoutTask[] {
+  const tasks: FanoutTask[] = [];
+  for (let i = 0; i < userIds.length; i += perTask) tasks.push({ jobId, taskId: `u${i / perTask}`, kind: 'users', userIds: userIds.slice(i, i + perTask) });
+  return tasks;
+}
+
+/** Creates the job row (counting its first tasks as open) and queues them. */
+export async function startJob(deps: Pick<FanoutDeps, 'jobs' | 'queue' | 'clock'>, job: { jobId: string; msgId: string; payload: string }, tasks: FanoutTask[]): Promise<void> {
+  const now = deps.clock.nowMs();
+  await deps.jobs.createJob({ ...job, tasksOpen: tasks.length, createdAt: now, expiresAt: epochSeconds(now) + fanoutSettings.jobTtlSeconds });
+  try {
+    await deps.queue.enqueue(tasks);
+  } catch (err) {
+    await deps.jobs.markFailed(job.jobId).catch(() => undefined);
+    throw err;
+  }
+}
+
+export type TaskOutcome = 'completed' | 'duplicate';
+
+export async function runFanoutTask(deps: FanoutDeps, task: FanoutTask): Promise<{ outcome: TaskOutcome; report: DeliveryReport }> {
+  if (await deps.jobs.isTaskDone(task.jobId, task.taskId)) return { outcome: 'duplicate', report: emptyReport() };
+  const job = await deps.jobs.getJob(task.jobId);
+  if (!job) throw new Error(`fan-out task ${task.taskId} names unknown job ${task.jobId}`);
+  await deps.jobs.markRunning(task.jobId);
+
+  let report = emptyReport();
+  let children: FanoutTask[] = [];
+  if (task.kind === 'scan') {
+    const { segment, totalSegments, page } = task;
+    const { records, nextKey } = await deps.registry.scanPage(segment, totalSegments, task.startKey, fanoutSettings.scanPageSize, deps.clock.nowMs());
+    const base = `s${segment}.${page}`;
+    if (records.length > 0) {
+      children.push({ jobId: task.jobId, taskId: `${base}p`, kind: 'post', targets: records.map(({ connectionId, userId }) => ({ connectionId, userId })) });
+    }
+    if (nextKey) children.push({ jobId: task.jobId, taskId: `s${segment}.${page + 1}`, kind: 'scan', segment, totalSegments, page: page + 1, startKey: nextKey });
+    // Children are queued before this task completes: a crash in between queues them again
+    // under the same task ids, and their markers keep them from counting twice.
+    if (children.length > 0) await deps.queue.enqueue(children);
+  } else {
+    const targets = task.kind === 'post' ? task.targets : await connectionsOf(deps.registry, task.userIds, deps.clock.nowMs());
+    report = await deliver(deps.delivery, targets, job.payload);
+    children = [];
+  }
+
+  const expiresAt = epochSeconds(deps.clock.nowMs()) + fanoutSettings.jobTtlSeconds;
+  const counted = await deps.jobs.completeTask(task.jobId, task.taskId, report, children.length, expiresAt);
+  await deps.jobs.finishIfDone(task.jobId);
+  return { outcome: counted ? 'completed' : 'duplicate', report };
+}
+
+/**
+ * A pacer: at most `perSecond` calls of `take()` per second on average, with bursts of at most
+ * `burst`. Fan-out workers share the post budget (docs/architecture.md): each instance gets
+ * budget / maxConcurrency.
+ */
+export function createPacer(perSecond: number, clock: Clock, sleep: (ms: number) => Promise<void>, burst = Math.max(1, Math.ceil(perSecond / 10))) {
+  let tokens = burst;
+  let last = clock.nowMs();
+  let chain: Promise<void> = Promise.resolve();
+  const takeOne = async () => {
+    for (;;) {
+      const now = clock.nowMs();
+      tokens = Math.min(burst, tokens + ((now - last) * perSecond) / 1000);
+      last = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+        return;
+      }
+      await sleep(Math.ceil(((1 - tokens) * 1000) / perSecond));
+    }
+  };
+  // Serialised, so concurrent posts take slots one after another.
+  return (): Promise<void> => (chain = chain.then(takeOne));
+}
