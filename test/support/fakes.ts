@@ -7,6 +7,8 @@
 import { epochSeconds, type Clock } from '../../lambdas/domain/clock';
 import type { ConnectionRecord, ConnectionRegistry, ScanKey } from '../../lambdas/domain/connection-registry';
 import type { DeliveryDeps } from '../../lambdas/domain/delivery';
+import type { NonceStore } from '../../lambdas/domain/admin-auth';
+import type { FanoutQueue, FanoutTask, JobCounters, JobRecord, JobStore } from '../../lambdas/domain/fanout';
 import type { MessageFrame } from '../../lambdas/domain/frames';
 import {
   WriteDeadlineError,
@@ -473,3 +475,90 @@ export class FakePresenceStore implements PresenceStore {
 export const insertOf = (id: string, userId: string): ConnectionChange => ({ id, newUserId: userId });
 export const removalOf = (id: string, userId: string): ConnectionChange => ({ id, oldUserId: userId });
 export const modificationOf = (id: string, userId: string, newUserId = userId): ConnectionChange => ({ id, oldUserId: userId, newUserId });
+
+/** Used nonces, with the conditional put's semantics (an expired row is free again). */
+export class FakeNonceStore implements NonceStore {
+  readonly rows = new Map<string, number>();
+  claims = 0;
+
+  async claimNonce(keyId: string, nonce: string, expiresAt: number, nowSeconds: number): Promise<boolean> {
+    this.claims++;
+    await Promise.resolve(); // concurrent claims interleave here, as two Lambda instances would
+    const key = `${keyId}#${nonce}`;
+    const existing = this.rows.get(key);
+    if (existing !== undefined && existing >= nowSeconds) return false;
+    this.rows.set(key, expiresAt);
+    return true;
+  }
+}
+
+/** Fan-out jobs with the admin table's semantics: task markers are conditional, counters move in the same step. */
+export class FakeJobStore implements JobStore {
+  readonly jobs = new Map<string, JobRecord>();
+  readonly markers = new Set<string>();
+  hook: (method: keyof JobStore, args: unknown[]) => Promise<void> | void = () => undefined;
+
+  async createJob(job: { jobId: string; msgId: string; payload: string; tasksOpen: number; createdAt: number }): Promise<void> {
+    await this.hook('createJob', [job]);
+    if (this.jobs.has(job.jobId)) throw new FakeConditionalCheckFailed();
+    this.jobs.set(job.jobId, { jobId: job.jobId, msgId: job.msgId, payload: job.payload, tasksOpen: job.tasksOpen, createdAt: job.createdAt, state: 'queued', targeted: 0, delivered: 0, gone: 0, failed: 0 });
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const job = this.jobs.get(jobId);
+    return job && { ...job };
+  }
+
+  async markRunning(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (job?.state === 'queued') job.state = 'running';
+  }
+
+  async markFailed(jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (job && job.state !== 'done') job.state = 'failed';
+  }
+
+  async isTaskDone(jobId: string, taskId: string): Promise<boolean> {
+    return this.markers.has(`${jobId}/${taskId}`);
+  }
+
+  async completeTask(jobId: string, taskId: string, counts: JobCounters, opened: number): Promise<boolean> {
+    await this.hook('completeTask', [jobId, taskId, counts, opened]);
+    const key = `${jobId}/${taskId}`;
+    if (this.markers.has(key)) return false;
+    const job = this.jobs.get(jobId);
+    if (!job) throw new Error(`no job ${jobId}`);
+    this.markers.add(key);
+    job.targeted += counts.targeted;
+    job.delivered += counts.delivered;
+    job.gone += counts.gone;
+    job.failed += counts.failed;
+    job.tasksOpen += opened - 1;
+    return true;
+  }
+
+  async finishIfDone(jobId: string): Promise<boolean> {
+    const job = this.jobs.get(jobId);
+    if (!job || job.tasksOpen !== 0 || (job.state !== 'queued' && job.state !== 'running')) return false;
+    job.state = 'done';
+    return true;
+  }
+}
+
+/** The fan-out queue as a list the test drains, with an optional failure on the next enqueue. */
+export class FakeFanoutQueue implements FanoutQueue {
+  readonly tasks: FanoutTask[] = [];
+  readonly sent: FanoutTask[] = [];
+  failNextWith?: Error;
+
+  async enqueue(tasks: readonly FanoutTask[]): Promise<void> {
+    if (this.failNextWith) {
+      const err = this.failNextWith;
+      this.failNextWith = undefined;
+      throw err;
+    }
+    this.tasks.push(...structuredClone(tasks));
+    this.sent.push(...structuredClone(tasks));
+  }
+}
