@@ -20,6 +20,10 @@ export interface DeliveryDeps {
   random: () => number;
   /** Waits for a post slot (fan-out jobs pace themselves under a post budget); none for live delivery. */
   pace?: () => Promise<void>;
+  /** Told about every throttled (429) or failed (5xx) post, so a pacer can slow down. */
+  onRetryable?: () => void;
+  /** Upper bound of one backoff wait, default unbounded. */
+  maxDelayMs?: number;
 }
 
 /** Who a post goes to: the connection, and its user (a 410 removes the row only while it is still theirs). */
@@ -38,15 +42,16 @@ export const defaultDeliverySettings = { concurrency: 32, maxAttempts: 4, baseDe
 
 /** One post, retried on 429/5xx with full-jitter exponential backoff, at most `maxAttempts` times. */
 export async function postWithRetry(
-  deps: Pick<DeliveryDeps, 'sender' | 'maxAttempts' | 'baseDelayMs' | 'sleep' | 'random' | 'pace'>,
+  deps: Pick<DeliveryDeps, 'sender' | 'maxAttempts' | 'baseDelayMs' | 'sleep' | 'random' | 'pace' | 'onRetryable' | 'maxDelayMs'>,
   connectionId: string,
   payload: string,
 ) {
   for (let attempt = 1; ; attempt++) {
     if (attempt > 1 && deps.pace) await deps.pace(); // a retry spends budget too
     const outcome = await deps.sender.post(connectionId, payload);
+    if (outcome === 'retryable') deps.onRetryable?.();
     if (outcome !== 'retryable' || attempt >= deps.maxAttempts) return outcome;
-    await deps.sleep(deps.random() * deps.baseDelayMs * 2 ** (attempt - 1));
+    await deps.sleep(deps.random() * Math.min(deps.maxDelayMs ?? Infinity, deps.baseDelayMs * 2 ** (attempt - 1)));
   }
 }
 

@@ -138,26 +138,48 @@ export async function runFanoutTask(deps: FanoutDeps, task: FanoutTask): Promise
 }
 
 /**
- * A pacer: at most `perSecond` calls of `take()` per second on average, with bursts of at most
- * `burst`. Fan-out workers share the post budget (docs/architecture.md): each instance gets
- * budget / maxConcurrency.
+ * A pacer for fan-out posts: at most `perSecond` calls of `take()` per second on average, with
+ * bursts of at most `burst`. It adapts like TCP's congestion control: every throttled post
+ * (`slowDown()`) halves the current rate, and each granted slot wins back 1 % of the budget,
+ * so workers that meet the account-wide @connections throttle settle just under what is left
+ * of it instead of burning their retries. Fan-out workers share the budget: each instance gets
+ * budget / maxConcurrency (runtime/dependencies.ts).
  */
-export function createPacer(perSecond: number, clock: Clock, sleep: (ms: number) => Promise<void>, burst = Math.max(1, Math.ceil(perSecond / 10))) {
+export interface Pacer {
+  take(): Promise<void>;
+  slowDown(): void;
+  /** The current rate, posts per second. */
+  readonly rate: number;
+}
+
+export function createPacer(perSecond: number, clock: Clock, sleep: (ms: number) => Promise<void>, burst = Math.max(1, Math.ceil(perSecond / 10))): Pacer {
+  const floor = Math.max(1, perSecond / 64);
+  let rate = perSecond;
   let tokens = burst;
   let last = clock.nowMs();
   let chain: Promise<void> = Promise.resolve();
   const takeOne = async () => {
     for (;;) {
       const now = clock.nowMs();
-      tokens = Math.min(burst, tokens + ((now - last) * perSecond) / 1000);
+      tokens = Math.min(burst, tokens + ((now - last) * rate) / 1000);
       last = now;
       if (tokens >= 1) {
         tokens -= 1;
+        rate = Math.min(perSecond, rate + perSecond / 100);
         return;
       }
-      await sleep(Math.ceil(((1 - tokens) * 1000) / perSecond));
+      await sleep(Math.ceil(((1 - tokens) * 1000) / rate));
     }
   };
-  // Serialised, so concurrent posts take slots one after another.
-  return (): Promise<void> => (chain = chain.then(takeOne));
+  return {
+    // Serialised, so concurrent posts take slots one after another.
+    take: () => (chain = chain.then(takeOne)),
+    slowDown: () => {
+      rate = Math.max(floor, rate / 2);
+      tokens = Math.min(tokens, 0);
+    },
+    get rate() {
+      return rate;
+    },
+  };
 }

@@ -1,6 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
+import { DynamoAdminStore } from '../adapters/dynamo-admin-store';
 import { DynamoConnectionRegistry } from '../adapters/dynamo-connection-registry';
+import { SqsFanoutQueue } from '../adapters/sqs-fanout-queue';
 import { DynamoGroupDirectory } from '../adapters/dynamo-group-directory';
 import { DynamoMessageStore } from '../adapters/dynamo-message-store';
 import { ManagementApiSender } from '../adapters/management-api-sender';
@@ -15,7 +17,10 @@ import type { QueuedMessage } from '../domain/messaging-ports';
 import type { PersistDeps } from '../domain/persist-message';
 import type { SendDeps } from '../domain/send-message';
 import { dynamoDocumentClient, managementApi, sqs } from './aws-clients';
-import { connectionIdleTtlSeconds, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio } from './config';
+import { connectionIdleTtlSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio } from './config';
+import type { AdminPushDeps } from '../domain/admin-push';
+import { createPacer, type FanoutDeps } from '../domain/fanout';
+import { queues } from '../../lib/gateway-declaration';
 
 /**
  * Wires adapters to their SDK clients, once per Lambda instance. Handlers call these at
@@ -35,6 +40,8 @@ export const messageStore = once(() => new DynamoMessageStore(dynamoDocumentClie
 export const groupDirectory = once(() => new DynamoGroupDirectory(dynamoDocumentClient(), tableName('groups')));
 export const uplinkQueue = once(() => new SqsUplinkQueue(sqs(), queueUrl('uplink')));
 export const connectionSender = once(() => new ManagementApiSender(managementApi(managementEndpoint())));
+export const adminStore = once(() => new DynamoAdminStore(dynamoDocumentClient(), tableName('admin')));
+export const fanoutQueue = once(() => new SqsFanoutQueue(sqs(), queueUrl('fanout')));
 /** Monotonic within an instance: msgIds and inbox positions minted in one instance never tie. */
 const nextUlid = monotonicFactory();
 
@@ -94,4 +101,32 @@ export const presenceDeps = (): PresenceDeps => ({
   ...defaultPresenceSettings,
   sleep,
   random: Math.random,
+});
+
+export const adminPushDeps = (): AdminPushDeps => ({
+  uplink: uplinkQueue(),
+  groups: groupDirectory(),
+  registry: connectionRegistry(),
+  delivery: deliveryDeps(),
+  jobs: adminStore(),
+  queue: fanoutQueue(),
+  clock: systemClock,
+  newMsgId: (nowMs) => nextUlid(nowMs),
+  newJobId: () => nextUlid(),
+});
+
+/**
+ * Fan-out workers share the post budget: each of the queue's at most `maxConcurrency`
+ * concurrent instances paces itself at budget / maxConcurrency, and halves its pace on every
+ * 429. Under the account throttle a post is retried longer than live delivery would (8 attempts
+ * from 100 ms, each wait at most 2 s).
+ */
+const fanoutPace = once(() => createPacer(fanoutPostsPerSecond() / queues.fanout.consumer.maxConcurrency, systemClock, sleep));
+
+export const fanoutDeps = (): FanoutDeps => ({
+  jobs: adminStore(),
+  queue: fanoutQueue(),
+  registry: connectionRegistry(),
+  delivery: { ...deliveryDeps(), maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 2_000, pace: () => fanoutPace().take(), onRetryable: () => fanoutPace().slowDown() },
+  clock: systemClock,
 });

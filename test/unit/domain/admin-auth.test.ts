@@ -97,13 +97,12 @@ describe('admin keys', () => {
     ['bad id!:0123456789abcdef', 'key id'],
     ['a:0123456789abcdef,a:0123456789abcdef', 'twice'],
   ])('refuses %p naming the problem, never the secret', (value, problem) => {
-    const err = (() => {
-      try {
-        parseAdminKeyList(value);
-      } catch (e) {
-        return e as Error;
-      }
-    })();
+    let err: Error | undefined;
+    try {
+      parseAdminKeyList(value);
+    } catch (e) {
+      err = e as Error;
+    }
     expect(err).toBeInstanceOf(AdminKeysError);
     expect(err!.message).toContain(problem);
     expect(err!.message).not.toContain('0123456789abcdef');

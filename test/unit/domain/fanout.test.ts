@@ -115,9 +115,20 @@ describe('createPacer', () => {
       sleeps.push(ms);
       clock.advance(ms);
     }, 5);
-    for (let i = 0; i < 25; i++) await pace();
+    for (let i = 0; i < 25; i++) await pace.take();
     expect(clock.nowMs() - T0).toBeGreaterThanOrEqual(200); // 20 beyond the burst at 100/s
     expect(clock.nowMs() - T0).toBeLessThanOrEqual(220);
     expect(sleeps.every((ms) => ms > 0)).toBe(true);
+  });
+
+  it('halves its rate on every throttle, never below 1/64 of the budget, and recovers as slots are granted', async () => {
+    const clock = new ManualClock(T0);
+    const pace = createPacer(640, clock, async (ms) => clock.advance(ms));
+    pace.slowDown();
+    expect(pace.rate).toBe(320);
+    for (let i = 0; i < 20; i++) pace.slowDown();
+    expect(pace.rate).toBe(10);
+    for (let i = 0; i < 50; i++) await pace.take();
+    expect(pace.rate).toBeGreaterThan(300);
   });
 });
