@@ -67,7 +67,11 @@ function jarDirectory(): string {
   }
 }
 
-/** CreateTable input for one declared table: keys, GSIs (projection ALL), on-demand billing. */
+/**
+ * CreateTable input for one declared table: keys, GSIs (projection ALL), on-demand billing, and a
+ * NEW_AND_OLD_IMAGES stream for a table that declares a stream consumer (read locally by
+ * stream-poller.ts; DynamoDB Local implements the Streams API on the same endpoint).
+ */
 export function createTableInput(name: string, table: TableDeclaration): CreateTableCommandInput {
   const attributes = new Map<string, KeyDeclaration['type']>();
   const keySchema = (pk: KeyDeclaration, sk?: KeyDeclaration): KeySchemaElement[] => {
@@ -88,6 +92,7 @@ export function createTableInput(name: string, table: TableDeclaration): CreateT
     KeySchema,
     AttributeDefinitions,
     ...(GlobalSecondaryIndexes.length > 0 ? { GlobalSecondaryIndexes } : {}),
+    ...(table.stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' as const } } : {}),
   };
 }
 

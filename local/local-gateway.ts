@@ -1,4 +1,6 @@
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
+import { tables, type TableDeclaration } from '../lib/gateway-declaration';
 import { queues, type QueueDeclaration, type QueueId, type TableId } from '../lib/gateway-declaration';
 import { startDynamoEngine, type DynamoEngine } from './dynamodb-engine';
 import { applyHandlerEnvironment, handlerEnvironment } from './handler-environment';
@@ -11,6 +13,8 @@ import { QueuePoller } from './queue-poller';
 import { sleep } from './sleep';
 import { queueName, startSqsEngine, type SqsEngine } from './sqs-engine';
 import { TtlSweeper } from './ttl-sweeper';
+import { StreamPoller } from './stream-poller';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from './local-names';
 import { LocalWebSocketServer } from './websocket-server';
 
 /**
@@ -158,11 +162,36 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     sweeper.start(options.sweepIntervalMs ?? 30_000);
     cleanups.push(() => sweeper.stop());
 
+    // One poller per declared table stream (the DynamoDB event source mappings); stopped first.
+    const streams = new DynamoDBStreamsClient({ endpoint: dynamo.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+    const streamPollers: StreamPoller[] = [];
+    for (const [id, table] of Object.entries(tables) as [TableId, TableDeclaration][]) {
+      if (!table.stream) continue;
+      const poller = new StreamPoller({
+        dynamodb: dynamo.client,
+        streams,
+        invoker,
+        tableName: dynamo.tableNames[id],
+        consumer: table.stream.consumer,
+        logger: log,
+        pollWaitMs: options.pollWaitMs ?? 200,
+      });
+      poller.start();
+      streamPollers.push(poller);
+    }
+    cleanups.push(async () => {
+      await Promise.all(streamPollers.map((p) => p.stop()));
+      streams.destroy();
+    });
+
     const drainQueues = async (timeoutMs = 30_000): Promise<void> => {
       const deadline = Date.now() + timeoutMs;
       let quietChecks = 0;
       let last = '';
-      while (quietChecks < 2) {
+      // Streams: once queues and invocations are quiet, wait for a stream pass that started after they were.
+      let quietFrom = 0;
+      for (;;) {
+        const checkStartedAt = Date.now();
         let backlog = 0;
         const parts: string[] = [];
         for (const url of pollers.map((p) => p.queueUrl)) {
@@ -180,10 +209,11 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
           backlog += visible + inFlight + delayed;
           parts.push(`${url}: ${visible} visible, ${inFlight} in flight, ${delayed} delayed`);
         }
-        const busy = invoker.inFlight + pollers.filter((p) => p.processing).length;
-        last = `${parts.join('; ')}; ${invoker.inFlight} invocation(s) running`;
+        const busy = invoker.inFlight + pollers.filter((p) => p.processing).length + streamPollers.filter((p) => p.processing).length;
+        last = `${parts.join('; ')}; ${invoker.inFlight} invocation(s) running; ${streamPollers.map((p) => p.describe()).join('; ')}`;
         quietChecks = backlog === 0 && busy === 0 ? quietChecks + 1 : 0;
-        if (quietChecks >= 2) return;
+        if (quietChecks === 1) quietFrom = checkStartedAt;
+        if (quietChecks >= 2 && streamPollers.every((p) => p.caughtUpSince(quietFrom))) return;
         if (Date.now() > deadline) throw new Error(`drainQueues: not drained after ${timeoutMs} ms (${last})`);
         await sleep(Math.max(50, Math.min(options.pollWaitMs ?? 200, 250)));
       }

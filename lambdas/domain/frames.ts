@@ -14,7 +14,15 @@ export const MAX_SYNC_LIMIT = 500;
 export const MAX_FRAME_DEPTH = 64;
 
 const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
-const clientFrameId = z.string().min(1).max(128);
+/**
+ * A client frame `id`: 1-128 UTF-16 code units of well-formed Unicode. The length is counted the
+ * same way everywhere (the echo in error frames too), and a lone surrogate is refused: it cannot
+ * be stored as UTF-8, so two different ids could otherwise share one de-duplication key.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const isClientFrameId = (value: unknown): value is string =>
+  typeof value === 'string' && value.length >= 1 && value.length <= 128 && !LONE_SURROGATE.test(value);
+const clientFrameId = z.string().refine(isClientFrameId, 'must be 1-128 characters of well-formed Unicode');
 
 export const recipientSchema = z.union([
   z.strictObject({ user: id }),
@@ -83,7 +91,7 @@ export function frameIdOf(raw: string | undefined | null): string | undefined {
   if (!raw || nestingDepthExceeds(raw, MAX_FRAME_DEPTH)) return undefined;
   try {
     const value = JSON.parse(raw ?? '') as { id?: unknown };
-    return typeof value?.id === 'string' && value.id.length <= 128 ? value.id : undefined;
+    return isClientFrameId(value?.id) ? value.id : undefined;
   } catch {
     return undefined;
   }
