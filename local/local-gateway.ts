@@ -73,7 +73,10 @@ export interface LocalGateway {
   deadLetterQueueUrls: Record<QueueId, string>;
   /** One TTL sweep now; resolves with the number of items deleted. */
   sweepExpired(): Promise<number>;
-  /** Resolves when every consumed queue is empty (visible + in flight) and no handler invocation runs. */
+  /**
+   * Resolves when every consumed queue is empty (visible + in flight), no handler invocation runs,
+   * and every table stream poller has read its stream to the end (nothing unread, no batch in hand).
+   */
   drainQueues(timeoutMs?: number): Promise<void>;
   /** Turns the Management API fault switch on, changes it, or turns it off (undefined). Throws on bad ratios. */
   setManagementFaults(faults: ManagementFaults | undefined): void;
