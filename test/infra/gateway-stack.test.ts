@@ -40,8 +40,12 @@ const fnProps = (id: FunctionId) => template.toJSON().Resources[fnLogicalId(id)]
 
 /** Does this resource value (possibly an intrinsic) refer to the resource with this logical id? */
 const mentions = (value: unknown, logicalId: string) => JSON.stringify(value).includes(`"${logicalId}"`);
+/** Reading a table's stream (the stream event source's grant), checked on its own below. */
+const STREAM_ACTIONS = ['dynamodb:ListStreams', 'dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'];
+const isStreamStatement = (s: Statement) =>
+  actionsOf(s).every((a) => STREAM_ACTIONS.includes(a)) && resourcesOf(s).every((r) => r === '*' || JSON.stringify(r).includes('StreamArn'));
 const statementsOn = (id: FunctionId, logicalId: string) =>
-  statements(id).filter((s) => resourcesOf(s).some((r) => mentions(r, logicalId)));
+  statements(id).filter((s) => !isStreamStatement(s) && resourcesOf(s).some((r) => mentions(r, logicalId)));
 const allActions = (ss: Statement[]) => ss.flatMap(actionsOf);
 
 const DYNAMO_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
@@ -64,7 +68,9 @@ describe('WebSocket API', () => {
   });
 
   test('one route per declared route key, and no other', () => {
-    const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+    const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route'))
+      .filter((r) => JSON.stringify(r.Properties.ApiId) === JSON.stringify({ Ref: apiLogicalId() }))
+      .map((r) => r.Properties.RouteKey);
     expect(keys.sort()).toEqual(websocket.routes.map((r) => r.routeKey).sort());
   });
 
@@ -353,6 +359,7 @@ describe('Lambda functions', () => {
     for (const q of Object.keys(d.queues ?? {}) as QueueId[]) expected.add(queues[q].envVar);
     if (d.manageConnections) expected.add(envNames.managementEndpoint);
     if (d.jwtSecret) expected.add(envNames.jwtSecretArn);
+    if ('adminKeys' in d && d.adminKeys) expected.add(envNames.adminKeysArn);
     const variables = fnProps(id).Environment.Variables as Record<string, unknown>;
     expect(new Set(Object.keys(variables))).toEqual(expected);
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wxgate');
@@ -382,17 +389,33 @@ describe('Lambda functions', () => {
     }
   });
 
-  test('the uplink consumer has an SQS event source mapping with partial batch failures', () => {
+  test('each queue consumer has an SQS event source mapping with partial batch failures and its declared maximum concurrency', () => {
     for (const id of queueIds) {
-      const consumer = queues[id].consumer;
+      const consumer: { function: string; batchSize: number; maxConcurrency?: number } = queues[id].consumer;
       template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
         EventSourceArn: { 'Fn::GetAtt': [queueLogicalId(id), 'Arn'] },
         FunctionName: { Ref: fnLogicalId(consumer.function as FunctionId) },
         BatchSize: consumer.batchSize,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
+        ...(consumer.maxConcurrency ? { ScalingConfig: { MaximumConcurrency: consumer.maxConcurrency } } : {}),
       });
     }
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', queueIds.length);
+  });
+
+  test('each declared table stream has its consumer reading it from the trim horizon, and the table streams new and old images', () => {
+    const streamed = tableIds.filter((t) => 'stream' in tables[t]);
+    expect(streamed).toEqual(['connections']);
+    for (const t of streamed) {
+      const consumer = (tables[t] as { stream: { consumer: { function: string; batchSize: number } } }).stream.consumer;
+      template.hasResourceProperties('AWS::DynamoDB::Table', { StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' } });
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [tableLogicalId(t), 'StreamArn'] },
+        FunctionName: { Ref: fnLogicalId(consumer.function as FunctionId) },
+        BatchSize: consumer.batchSize,
+        StartingPosition: 'TRIM_HORIZON',
+      });
+    }
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', queueIds.length + streamed.length);
   });
 });
 
@@ -405,8 +428,11 @@ describe('least privilege', () => {
     ]);
   });
 
-  test.each(functionIds)('%s: Resource "*" only for the X-Ray write actions', (id) => {
+  test.each(functionIds)('%s: Resource "*" only for the X-Ray write actions (and dynamodb:ListStreams for a stream consumer)', (id) => {
+    const streamConsumer = tableIds.some((t) => 'stream' in tables[t] && (tables[t] as { stream: { consumer: { function: string } } }).stream.consumer.function === id);
     for (const s of statements(id)) {
+      // ListStreams has no resource-level permissions: CDK's stream event source grants it on "*".
+      if (resourcesOf(s).includes('*') && streamConsumer && actionsOf(s).join() === 'dynamodb:ListStreams') continue;
       if (resourcesOf(s).includes('*')) expect(actionsOf(s).sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
       for (const action of actionsOf(s)) expect(action).not.toContain('*');
     }
@@ -425,7 +451,7 @@ describe('least privilege', () => {
 
   test.each(functionIds)('%s: DynamoDB access only to declared tables, writes only where readWrite', (id) => {
     const declared = (decl(id).tables ?? {}) as Partial<Record<TableId, string>>;
-    const dynamoStatements = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    const dynamoStatements = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')) && !isStreamStatement(s));
     for (const s of dynamoStatements) {
       const touched = tableIds.filter((t) => resourcesOf(s).some((r) => mentions(r, tableLogicalId(t))));
       expect(touched.length).toBeGreaterThan(0);
@@ -441,6 +467,20 @@ describe('least privilege', () => {
         if (declared[t] === 'readWrite') expect(writes.sort()).toEqual([...DYNAMO_WRITE].sort());
         else expect(writes).toEqual([]);
       }
+    }
+  });
+
+  test.each(functionIds)('%s: reads a table stream only as that stream’s declared consumer, and only that stream', (id) => {
+    const streams = statements(id).filter((s) => isStreamStatement(s) && !resourcesOf(s).includes('*'));
+    const consumed = tableIds.filter((t) => 'stream' in tables[t] && (tables[t] as { stream: { consumer: { function: string } } }).stream.consumer.function === id);
+    if (consumed.length === 0) {
+      expect(statements(id).filter(isStreamStatement)).toEqual([]);
+      return;
+    }
+    expect(streams.length).toBeGreaterThan(0);
+    for (const s of streams) {
+      expect(resourcesOf(s)).toEqual(consumed.map((t) => ({ 'Fn::GetAtt': [tableLogicalId(t), 'StreamArn'] })));
+      expect(actionsOf(s).sort()).toEqual(['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator']);
     }
   });
 
@@ -474,19 +514,15 @@ describe('least privilege', () => {
     expect(parts[parts.length - 1]).toBe(`/${websocket.stageName}/*/@connections/*`);
   });
 
-  test.each(functionIds)('%s: reads the client-token secret only if declared', (id) => {
+  test.each(functionIds)('%s: reads the client-token and admin-keys secrets only if declared', (id) => {
     const secretActions = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
-    if (!decl(id).jwtSecret) {
-      expect(secretActions).toEqual([]);
-      return;
-    }
-    expect(secretActions).toEqual([
-      {
-        Effect: 'Allow',
-        Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        Resource: { Ref: logicalIdOf(stack.clientTokenSecret) },
-      },
-    ]);
+    const d = decl(id);
+    const read = (secret: object) => ({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: logicalIdOf(secret as never) } });
+    const expected = [
+      ...(d.jwtSecret ? [read(stack.clientTokenSecret)] : []),
+      ...('adminKeys' in d && d.adminKeys ? [read(stack.adminKeysSecret)] : []),
+    ];
+    expect(secretActions).toEqual(expected);
   });
 
   test('the authorizer has no DynamoDB or SQS access and reads only the secret', () => {
