@@ -5,7 +5,7 @@ import { callAdmin, segment, targetFromEnv, UsageError, type AdminAnswer, type A
  * The `wxgate` command (docs/admin-api.md, "The wxgate CLI"): one subcommand per admin API
  * endpoint. The answer's JSON goes to stdout; errors and progress go to stderr.
  * Exit status: 0 success, 1 the API answered non-2xx (or could not be reached, or a waited-for
- * job failed), 2 bad usage.
+ * job failed or outlasted --timeout), 2 bad usage.
  */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -15,6 +15,13 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+interface WaitOptions {
+  wait?: boolean;
+  interval: number;
+  timeout?: number;
 }
 
 interface Job {
@@ -40,8 +47,8 @@ Environment:
   WXGATE_KEY_ID      admin key id (default "local")
   WXGATE_KEY_SECRET  admin key secret (default the local key's secret, for key id "local" only)
 
-Exit status: 0 success; 1 the API answered non-2xx, could not be reached, or a waited-for job
-failed (the error JSON on stderr); 2 bad usage.`;
+Exit status: 0 success; 1 the API answered non-2xx (the error JSON on stderr), could not be
+reached, or a waited-for job failed or outlasted --timeout; 2 bad usage.`;
 
 const integer = (name: string, min: number, max: number) => (raw: string) => {
   const value = Number(raw);
@@ -63,6 +70,7 @@ function jsonBody(raw: string): unknown {
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const sleep = io.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const now = io.now ?? Date.now;
   const print = (value: unknown) => io.stdout(`${JSON.stringify(value, null, 2)}\n`);
   let target: AdminTarget | undefined;
   const admin = () => (target ??= targetFromEnv(io.env));
@@ -75,8 +83,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
   const progress = (job: Job) => `job ${job.jobId} ${job.state}: targeted ${job.targeted}, delivered ${job.delivered}, gone ${job.gone}, failed ${job.failed}`;
 
-  /** Polls the job until done or failed, a progress line on stderr whenever it changed. */
-  async function waitForJob(jobId: string, intervalMs: number): Promise<Job> {
+  /**
+   * Polls the job until done or failed (or `timeoutSeconds` passed), a progress line on stderr
+   * whenever it changed. A job whose task ended in the fan-out dead-letter queue stays `running`.
+   */
+  async function waitForJob(jobId: string, options: WaitOptions): Promise<Job> {
+    const deadline = options.timeout === undefined ? Infinity : now() + options.timeout * 1000;
     let last = '';
     for (;;) {
       const job = (await call('GET', `/v1/jobs/${segment(jobId)}`)) as Job;
@@ -84,14 +96,19 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       if (line !== last) io.stderr(`${line}\n`);
       last = line;
       if (job.state === 'done' || job.state === 'failed') return job;
-      await sleep(intervalMs);
+      if (now() >= deadline) {
+        io.stderr(`job ${jobId} is still ${job.state} after ${options.timeout} s; stopped waiting\n`);
+        return job;
+      }
+      await sleep(options.interval);
     }
   }
 
   let exitCode: number = EXIT.ok;
+  /** The final job on stdout; anything but `done` exits 1. */
   const finishJob = (job: Job) => {
     print(job);
-    if (job.state === 'failed') exitCode = EXIT.failed;
+    if (job.state !== 'done') exitCode = EXIT.failed;
   };
 
   const program = new Command('wxgate')
@@ -120,14 +137,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .requiredOption('--body <json>', 'the message body, JSON (at most 32 KiB)', jsonBody)
     .option('--wait', 'when the push runs as a job, poll it until done or failed and print the final job')
     .option('--interval <ms>', 'how often --wait polls', integer('--interval', 50, 60_000), 500)
-    .action(async (options: { user?: string[]; group?: string; all?: boolean; body: unknown; wait?: boolean; interval: number }, command: Command) => {
+    .option('--timeout <seconds>', 'stop waiting after this long (exit 1); default: until done or failed', integer('--timeout', 1, 86_400))
+    .action(async (options: { user?: string[]; group?: string; all?: boolean; body: unknown } & WaitOptions, command: Command) => {
       const chosen = [options.user !== undefined, options.group !== undefined, options.all === true].filter(Boolean).length;
       if (chosen !== 1) command.error('error: say who gets it: --user (repeatable), --group or --all, exactly one of them', { exitCode: EXIT.usage });
       const to = options.all ? { all: true } : options.group !== undefined ? { group: options.group } : { users: options.user! };
       const answer = (await call('POST', '/v1/push', { to, body: options.body })) as { jobId?: string; msgId: string };
       if (!options.wait || answer.jobId === undefined) return print(answer);
       io.stderr(`job ${answer.jobId} started for message ${answer.msgId}\n`);
-      finishJob(await waitForJob(answer.jobId, options.interval));
+      finishJob(await waitForJob(answer.jobId, options));
     });
 
   program
@@ -136,8 +154,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .argument('<jobId>')
     .option('--wait', 'poll until done or failed, then print the final job')
     .option('--interval <ms>', 'how often --wait polls', integer('--interval', 50, 60_000), 500)
-    .action(async (jobId: string, options: { wait?: boolean; interval: number }) => {
-      if (options.wait) finishJob(await waitForJob(jobId, options.interval));
+    .option('--timeout <seconds>', 'stop waiting after this long (exit 1); default: until done or failed', integer('--timeout', 1, 86_400))
+    .action(async (jobId: string, options: WaitOptions) => {
+      if (options.wait) finishJob(await waitForJob(jobId, options));
       else print(await call('GET', `/v1/jobs/${segment(jobId)}`));
     });
 

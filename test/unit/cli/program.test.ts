@@ -37,12 +37,14 @@ async function run(argv: string[], api: ReturnType<typeof fakeApi>, env: Record<
   let stdout = '';
   let stderr = '';
   const sleeps: number[] = [];
+  let clock = 1_000_000;
   const io: CliIo = {
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
     env,
     fetch: api.fetchImpl,
-    sleep: async (ms) => void sleeps.push(ms),
+    sleep: async (ms) => void (sleeps.push(ms), (clock += ms)),
+    now: () => clock,
   };
   const code = await main(argv, io);
   return { code, stdout, stderr, sleeps, json: () => JSON.parse(stdout) };
@@ -104,6 +106,15 @@ describe('wxgate CLI', () => {
     expect(plain.code).toBe(0);
     expect(plain.json()).toEqual({ jobId: 'j2', msgId: 'm2' });
     expect((await run(['job', 'j2'], api)).json()).toMatchObject({ state: 'failed' });
+  });
+
+  it('--wait --timeout gives up on a job that stays running: the last job on stdout, exit 1', async () => {
+    const api = fakeApi(() => ({ status: 200, body: { jobId: 'j3', msgId: 'm3', state: 'running', targeted: 5, delivered: 4, gone: 0, failed: 0 } }));
+    const r = await run(['job', 'j3', '--wait', '--timeout', '2', '--interval', '500'], api);
+    expect(r.code).toBe(1);
+    expect(r.json()).toMatchObject({ state: 'running' });
+    expect(r.sleeps).toEqual([500, 500, 500, 500]);
+    expect(r.stderr.trim().split('\n')).toEqual(['job j3 running: targeted 5, delivered 4, gone 0, failed 0', 'job j3 is still running after 2 s; stopped waiting']);
   });
 
   it('members: PUT with --add/--remove, GET with --limit/--after otherwise', async () => {
