@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { verifyAdminRequest, type NonceStore } from '../../../lambdas/domain/admin-auth';
+import { stringToSign } from '../../../lambdas/domain/admin-signing';
 import { signRequest } from '../../../cli/sign-request';
 
 /**
@@ -98,5 +101,15 @@ describe('signRequest', () => {
     expect(() => signRequest({ ...base, url: '/v1/push', timestamp: 1.5 })).toThrow(/timestamp/);
     expect(() => signRequest({ ...base, url: '/v1/push', body: { x: 1 } as unknown as string })).toThrow(/JSON.stringify/);
     expect(() => signRequest({ ...base, secret: '', url: '/v1/push' })).toThrow(/secret/);
+  });
+
+  it('the worked example in docs/protocol.md and docs/admin-api.md is what the gateway computes', () => {
+    const worked = { method: 'POST', path: '/v1/push', query: 'a=1', timestamp: 1700000000, nonce: 'abcdefabcdefabcdef', body: '{"x":1}' };
+    for (const doc of ['protocol.md', 'admin-api.md']) {
+      const text = readFileSync(fileURLToPath(new URL(`../../../docs/${doc}`, import.meta.url)), 'utf8');
+      const shown = /POST\n\s*\/v1\/push\n\s*a=1\n\s*1700000000\n\s*abcdefabcdefabcdef\n\s*([0-9a-f]{64})\n/.exec(text);
+      expect({ doc, stringToSign: shown && shown[0].replace(/\n\s+/g, '\n').trimEnd() }).toEqual({ doc, stringToSign: stringToSign(worked) });
+      expect(text).toContain('1e2aa7eb08398746ca98f8e214f900ed96791c5271134d035a58141387e2d05b');
+    }
   });
 });
