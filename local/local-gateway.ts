@@ -7,11 +7,12 @@ import { applyHandlerEnvironment, handlerEnvironment } from './handler-environme
 import { LocalHttpServer } from './http-server';
 import { checkJava } from './java-check';
 import { LambdaInvoker, type FunctionOverrides } from './lambda-invoker';
-import type { ManagementFaults } from './management-api';
+import type { ManagementFaults, ManagementStats } from './management-api';
 import { ensurePortFree, listen } from './ports';
 import { QueuePoller } from './queue-poller';
 import { sleep } from './sleep';
 import { queueName, startSqsEngine, type SqsEngine } from './sqs-engine';
+import type { RateLimit } from './token-bucket';
 import { TtlSweeper } from './ttl-sweeper';
 import { StreamPoller } from './stream-poller';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './local-names';
@@ -56,6 +57,14 @@ export interface LocalGatewayOptions {
    */
   managementFaults?: ManagementFaults;
   /**
+   * API Gateway's account-wide throttle on the Management API: a token bucket (steady
+   * `ratePerSecond`, `burst`) shared by every POST, GET and DELETE on `@connections`; a call that
+   * finds it empty answers 429 LimitExceededException and delivers nothing. Default off (AWS:
+   * 10,000/s, burst 5,000, shared with every other API of the account; see docs/protocol-notes.md).
+   * Change it at runtime with `setManagementRateLimit`; count the 429s with `managementStats()`.
+   */
+  managementRateLimit?: RateLimit;
+  /**
    * Test seam: run other modules (path relative to the repo root, or absolute) instead of some
    * declared functions' entries. Integration tests use it for fixture consumers; `npm start` never does.
    */
@@ -80,6 +89,10 @@ export interface LocalGateway {
   drainQueues(timeoutMs?: number): Promise<void>;
   /** Turns the Management API fault switch on, changes it, or turns it off (undefined). Throws on bad ratios. */
   setManagementFaults(faults: ManagementFaults | undefined): void;
+  /** Sets, changes or (undefined) removes the Management API rate limit; a new limit starts with a full bucket. Throws on a bad one. */
+  setManagementRateLimit(limit: RateLimit | undefined): void;
+  /** Management API calls since start: by method, allowed, throttled (429), errors, delivered, gone. */
+  managementStats(): ManagementStats;
   /** Closes sockets and servers, stops pollers and sweeper, kills Java; idempotent. */
   stop(): Promise<void>;
 }
@@ -120,6 +133,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       idleTimeoutMs: options.idleTimeoutMs,
       maxConnectionMs: options.maxConnectionMs,
       managementFaults: options.managementFaults,
+      managementRateLimit: options.managementRateLimit,
     });
     const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
     cleanups.push(() => ws.stop());
@@ -235,6 +249,8 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       sweepExpired: () => sweeper.sweep(),
       drainQueues,
       setManagementFaults: (faults) => ws.setManagementFaults(faults),
+      setManagementRateLimit: (limit) => ws.setManagementRateLimit(limit),
+      managementStats: () => ws.managementStats(),
       stop: () => (stopping ??= cleanup()),
     };
     return gateway;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { checkRateLimit, TokenBucket, type RateLimit } from './token-bucket';
 
 /**
  * The API Gateway Management API (`@connections`), served on the WebSocket port as in AWS's
@@ -19,6 +20,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  * LimitExceededException` (the account-wide throttle, or the client's buffer being full);
  * errors: 500 `InternalServerErrorException`. The v3 SDK names the error after that header,
  * so handlers see `LimitExceededException` / `InternalServerErrorException` as in AWS.
+ *
+ * Rate limit (`ManagementThrottle`, off unless set): API Gateway's account-wide throttle, a
+ * token bucket (steady rate + burst) shared by every `@connections` call, POST, GET and DELETE
+ * alike. A call that finds the bucket empty is answered like the fault switch's throttle (429
+ * `LimitExceededException`) before anything else is looked at, and delivers nothing. Every call
+ * is counted (`ManagementStats`), so tests and the benchmark can report the 429s a run met.
  */
 export const MAX_POST_BYTES = 128 * 1024;
 
@@ -57,6 +64,69 @@ function drawFault(faults: ManagementFaults | undefined): 'throttle' | 'error' |
   return undefined;
 }
 
+/** Counters of `@connections` calls since the server started; every call has exactly one outcome. */
+export interface ManagementStats {
+  /** Calls received, by method (throttled ones included). */
+  posts: number;
+  gets: number;
+  deletes: number;
+  /** Passed the rate limit and the fault switch (then answered 200/204, 400, 410 or 413). */
+  allowed: number;
+  /** Answered 429 LimitExceededException: by the rate limit or by the fault switch. */
+  throttled: number;
+  /** Of `throttled`, those refused by the rate limit (the rest drew the fault switch's throttle). */
+  rateLimited: number;
+  /** Answered 500 InternalServerErrorException by the fault switch. */
+  errors: number;
+  /** Posts whose frame was handed to an open socket (200). */
+  delivered: number;
+  /** Answered 410 GoneException (unknown or closed connection). */
+  gone: number;
+}
+
+const zeroStats = (): ManagementStats => ({ posts: 0, gets: 0, deletes: 0, allowed: 0, throttled: 0, rateLimited: 0, errors: 0, delivered: 0, gone: 0 });
+
+/**
+ * The Management API's rate limit and counters, shared by every request of one server. The
+ * limit can change at runtime; a new limit starts with a full bucket.
+ */
+export class ManagementThrottle {
+  private bucket?: TokenBucket;
+  private readonly counts = zeroStats();
+
+  constructor(
+    limit?: RateLimit,
+    private readonly now?: () => number,
+  ) {
+    this.setLimit(limit);
+  }
+
+  /** Sets (or with undefined removes) the limit; throws a RangeError on a bad one. */
+  setLimit(limit: RateLimit | undefined): void {
+    const checked = checkRateLimit(limit, 'managementRateLimit');
+    this.bucket = checked ? new TokenBucket({ ratePerSecond: checked.ratePerSecond, burst: checked.burst }, this.now) : undefined;
+  }
+
+  get limit(): RateLimit | undefined {
+    return this.bucket?.limit;
+  }
+
+  /** Takes a token for one call: false when it must be throttled. */
+  admit(): boolean {
+    return this.bucket ? this.bucket.tryTake() : true;
+  }
+
+  /** Counts one outcome (handleManagementRequest calls it). */
+  count(outcome: keyof ManagementStats): void {
+    this.counts[outcome]++;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): ManagementStats {
+    return { ...this.counts };
+  }
+}
+
 export interface ManagedConnection {
   readonly connectionId: string;
   readonly connectedAt: number;
@@ -85,6 +155,11 @@ function reply(res: ServerResponse, status: number, body?: unknown, errorType?: 
   res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }).end(text);
 }
 
+/** The throttle answer, the same for the rate limit and the fault switch: nothing is delivered. */
+function replyThrottled(res: ServerResponse): void {
+  reply(res, 429, { message: 'Too Many Requests' }, 'LimitExceededException');
+}
+
 /** Reads the body; resolves `undefined` (after draining) when it exceeds `limit` bytes. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
@@ -98,12 +173,16 @@ export async function readBody(req: IncomingMessage, limit: number): Promise<Buf
   return tooLarge ? undefined : Buffer.concat(chunks);
 }
 
-/** Answers a plain HTTP request on the WebSocket port; `faults` is read per request (it may change at runtime). */
+/**
+ * Answers a plain HTTP request on the WebSocket port; `faults` is read per request (it may
+ * change at runtime); `throttle` (optional) applies the rate limit and counts every call.
+ */
 export async function handleManagementRequest(
   req: IncomingMessage,
   res: ServerResponse,
   connections: ConnectionLookup,
   faults?: () => ManagementFaults | undefined,
+  throttle?: ManagementThrottle,
 ): Promise<void> {
   const path = new URL(req.url ?? '/', 'http://local').pathname;
   const match = PATH.exec(path);
@@ -113,11 +192,23 @@ export async function handleManagementRequest(
     reply(res, 404, { message: 'Not Found' }, 'NotFoundException');
     return;
   }
+  throttle?.count(method === 'POST' ? 'posts' : method === 'GET' ? 'gets' : 'deletes');
+  // The account-wide throttle is in front of everything (even a bad id), and takes its token
+  // when the call arrives; the body is still drained before the answer.
+  if (throttle && !throttle.admit()) {
+    if (method === 'POST') await readBody(req, 0);
+    else req.resume();
+    throttle.count('throttled');
+    throttle.count('rateLimited');
+    replyThrottled(res);
+    return;
+  }
   let connectionId: string;
   try {
     connectionId = decodeURIComponent(match[1]!);
   } catch {
     req.resume();
+    throttle?.count('allowed');
     reply(res, 400, { message: 'Invalid connection id' }, 'BadRequestException');
     return;
   }
@@ -126,16 +217,20 @@ export async function handleManagementRequest(
     // Throttling and internal errors happen in front of everything else, and deliver nothing.
     const fault = drawFault(faults?.());
     if (fault === 'throttle') {
-      reply(res, 429, { message: 'Too Many Requests' }, 'LimitExceededException');
+      throttle?.count('throttled');
+      replyThrottled(res);
       return;
     }
     if (fault === 'error') {
+      throttle?.count('errors');
       reply(res, 500, { message: 'Internal server error' }, 'InternalServerErrorException');
       return;
     }
   }
+  throttle?.count('allowed');
   const connection = connections.get(connectionId);
   if (!connection) {
+    throttle?.count('gone');
     reply(res, 410, { message: null }, 'GoneException');
     return;
   }
@@ -147,8 +242,10 @@ export async function handleManagementRequest(
       }
       try {
         await connection.send(body);
+        throttle?.count('delivered');
         reply(res, 200);
       } catch {
+        throttle?.count('gone');
         reply(res, 410, { message: null }, 'GoneException');
       }
       return;

@@ -22,9 +22,33 @@ function portFrom(name: string, fallback: number): number {
   return port;
 }
 
+/**
+ * WXGATE_LOCAL_POST_RATE (requests per second, > 0) turns on the Management API's rate limit;
+ * WXGATE_LOCAL_POST_BURST (an integer >= 1) is its burst, by default half a second's worth as in
+ * AWS (10,000/s, burst 5,000). Unset, empty or 0: no limit.
+ */
+function managementRateLimitFromEnv(): { ratePerSecond: number; burst: number } | undefined {
+  const rawRate = process.env.WXGATE_LOCAL_POST_RATE ?? '';
+  const rawBurst = process.env.WXGATE_LOCAL_POST_BURST ?? '';
+  const fail = (message: string): never => {
+    console.error(message);
+    process.exit(1);
+  };
+  const rate = rawRate === '' ? 0 : Number(rawRate);
+  if (!Number.isFinite(rate) || rate < 0) fail(`WXGATE_LOCAL_POST_RATE must be a number of requests per second (0 = no limit), got "${rawRate}"`);
+  if (rate === 0) {
+    if (rawBurst !== '') fail('WXGATE_LOCAL_POST_BURST needs WXGATE_LOCAL_POST_RATE');
+    return undefined;
+  }
+  const burst = rawBurst === '' ? Math.max(1, Math.floor(rate / 2)) : Number(rawBurst);
+  if (!Number.isInteger(burst) || burst < 1) fail(`WXGATE_LOCAL_POST_BURST must be an integer of at least 1, got "${rawBurst}"`);
+  return { ratePerSecond: rate, burst };
+}
+
 async function main(): Promise<void> {
   const httpPort = portFrom('WXGATE_HTTP_PORT', DEFAULT_HTTP_PORT);
   const wsPort = portFrom('WXGATE_WS_PORT', DEFAULT_WS_PORT);
+  const managementRateLimit = managementRateLimitFromEnv();
   const jwtSecret = process.env.WXGATE_JWT_SECRET || DEFAULT_JWT_SECRET;
   const adminKeys = process.env.WXGATE_ADMIN_KEYS || DEFAULT_ADMIN_KEYS;
   let firstKey: [string, string];
@@ -40,7 +64,7 @@ async function main(): Promise<void> {
 
   let gateway: LocalGateway;
   try {
-    gateway = await startLocalGateway({ httpPort, wsPort, jwtSecret, adminKeys, handlerEnv: passThrough });
+    gateway = await startLocalGateway({ httpPort, wsPort, jwtSecret, adminKeys, handlerEnv: passThrough, managementRateLimit });
   } catch (err) {
     if (err instanceof JavaMissingError || err instanceof PortInUseError) {
       console.error(`\n${err.message}\n`);

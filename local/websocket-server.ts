@@ -4,7 +4,15 @@ import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { websocket, type FunctionId, type WebSocketRouteDeclaration } from '../lib/gateway-declaration';
 import { apiGatewayId, apiGatewayTime, sourceIpOf } from './api-gateway-ids';
 import type { LambdaInvoker } from './lambda-invoker';
-import { checkManagementFaults, handleManagementRequest, type ManagedConnection, type ManagementFaults } from './management-api';
+import {
+  checkManagementFaults,
+  handleManagementRequest,
+  ManagementThrottle,
+  type ManagedConnection,
+  type ManagementFaults,
+  type ManagementStats,
+} from './management-api';
+import type { RateLimit } from './token-bucket';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from './local-names';
 import { sleep } from './sleep';
 
@@ -39,6 +47,8 @@ export interface WebSocketServerOptions {
   maxConnectionMs?: number;
   /** Management API faults (429 / 500 on a share of posts); default off. */
   managementFaults?: ManagementFaults;
+  /** Management API rate limit (token bucket over POST, GET and DELETE; 429 when empty); default off. */
+  managementRateLimit?: RateLimit;
 }
 
 interface AuthorizerResult {
@@ -175,14 +185,16 @@ export class LocalWebSocketServer {
   private readonly maxConnectionMs: number;
   private stopping = false;
   private managementFaults?: ManagementFaults;
+  private readonly managementThrottle: ManagementThrottle;
 
   constructor(private readonly options: WebSocketServerOptions) {
     this.managementFaults = checkManagementFaults(options.managementFaults);
+    this.managementThrottle = new ManagementThrottle(options.managementRateLimit);
     for (const route of websocket.routes) this.routes.set(route.routeKey, route);
     this.idleTimeoutMs = options.idleTimeoutMs ?? 10 * 60_000;
     this.maxConnectionMs = options.maxConnectionMs ?? 2 * 60 * 60_000;
     this.server = createServer((req, res) => {
-      handleManagementRequest(req, res, this.connections, () => this.managementFaults).catch((err: Error) => {
+      handleManagementRequest(req, res, this.connections, () => this.managementFaults, this.managementThrottle).catch((err: Error) => {
         this.options.logger(`management API error: ${err.message}`);
         if (!res.headersSent) res.writeHead(500).end();
       });
@@ -196,6 +208,16 @@ export class LocalWebSocketServer {
   /** Turns the Management API fault switch on (or off with undefined), effective for the next request. */
   setManagementFaults(faults: ManagementFaults | undefined): void {
     this.managementFaults = checkManagementFaults(faults);
+  }
+
+  /** Sets, changes or (undefined) removes the Management API rate limit; a new limit starts with a full bucket. */
+  setManagementRateLimit(limit: RateLimit | undefined): void {
+    this.managementThrottle.setLimit(limit);
+  }
+
+  /** Counters of Management API calls since start (a snapshot). */
+  managementStats(): ManagementStats {
+    return this.managementThrottle.stats();
   }
 
   /** Open connections (by id), for tests and diagnostics. */

@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,9 @@ import { eventually, TestClient, type Frame } from '../support/ws-test-client';
  * (exit 1, the 401 printed) with a wrong secret. The curl snippet of the doc itself runs too.
  * Needs curl, openssl, python3 and a JDK on PATH (.ci/run installs them on a fresh machine).
  */
+// A JDK compiles Push.java on every run: seconds on a busy machine.
+jest.setTimeout(120_000);
+
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLES = join(ROOT, 'examples', 'admin');
 const WORKED_EXAMPLE_SIGNATURE = '1e2aa7eb08398746ca98f8e214f900ed96791c5271134d035a58141387e2d05b';

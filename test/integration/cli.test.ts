@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,9 @@ import { eventually, TestClient } from '../support/ws-test-client';
  * throwaway consumer project imports `wxgate/sign` through package.json's "exports". One run goes
  * through tsx from the source too (`npm run wxgate`).
  */
+// Each test runs several child processes, slow on a busy machine.
+jest.setTimeout(60_000);
+
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKED_EXAMPLE_SIGNATURE = '1e2aa7eb08398746ca98f8e214f900ed96791c5271134d035a58141387e2d05b';
 
