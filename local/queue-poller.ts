@@ -19,9 +19,25 @@ import { sleep } from './sleep';
  * come back after the visibility timeout; the queue's redrive policy moves them to the DLQ after
  * `maxReceiveCount` receives (the emulator implements redrive).
  *
- * One batch at a time per queue (Lambda runs several for standard queues and one per message
- * group for FIFO queues): simpler, and FIFO order holds trivially.
+ * Concurrency, as Lambda's: up to `concurrency` batches run at once, each in its own
+ * receive -> invoke -> delete loop. The default is the consumer's `maxConcurrency` (the event
+ * source mapping's maximum concurrency) or else `DEFAULT_POLLER_CONCURRENCY` (5: Lambda starts
+ * polling a queue with five concurrent batches and only scales up from there). This holds for
+ * FIFO queues too: Lambda runs batches of different message groups concurrently, and SQS never
+ * hands out a message of a group that has a message in flight, so one group is in at most one
+ * batch at a time and keeps its order (the emulator, fauxqs, locks groups the same way; the
+ * integration test local-throttle.test.ts checks it with concurrent receives).
+ *
+ * Idle cost: only the first loop polls an idle queue (every `pollWaitMs`); the others sleep
+ * until a receive finds messages, and keep polling while any batch of the queue is running.
  */
+export const DEFAULT_POLLER_CONCURRENCY = 5;
+
+/** Concurrent batches for a consumer: its `maxConcurrency`, else `DEFAULT_POLLER_CONCURRENCY`. */
+export function pollerConcurrency(consumer: QueueConsumerDeclaration): number {
+  return consumer.maxConcurrency ?? DEFAULT_POLLER_CONCURRENCY;
+}
+
 export interface QueuePollerOptions {
   sqs: SQSClient;
   invoker: LambdaInvoker;
@@ -31,6 +47,8 @@ export interface QueuePollerOptions {
   logger: (line: string) => void;
   /** Idle wait after an empty receive. */
   pollWaitMs: number;
+  /** Batches processed at once (integer >= 1); default `pollerConcurrency(consumer)`. */
+  concurrency?: number;
 }
 
 function eventAttributes(attributes: Record<string, MessageAttributeValue> | undefined): SQSMessageAttributes {
@@ -98,29 +116,65 @@ export function recordsToDelete(records: SQSRecord[], result: unknown): SQSRecor
 
 export class QueuePoller {
   private readonly abort = new AbortController();
-  private loop?: Promise<void>;
-  private busy = false;
+  private loops?: Promise<void>;
+  /** Loops currently processing a batch. */
+  private busyLoops = 0;
+  /** Loops sleeping until a receive finds messages. */
+  private dormant: Array<() => void> = [];
+  /** Bumped whenever a receive finds messages, so a loop never sleeps through a wake-up it raced with. */
+  private wakeGeneration = 0;
+  readonly concurrency: number;
 
-  constructor(private readonly options: QueuePollerOptions) {}
+  constructor(private readonly options: QueuePollerOptions) {
+    this.concurrency = options.concurrency ?? pollerConcurrency(options.consumer);
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new RangeError(`poller ${options.queueName}: concurrency must be an integer >= 1, got ${this.concurrency}`);
+    }
+  }
 
   /** The queue this poller consumes. */
   get queueUrl(): string {
     return this.options.queueUrl;
   }
 
-  /** True while a received batch is being processed (invocation and deletes). */
+  /** True while any received batch is being processed (invocation and deletes). */
   get processing(): boolean {
-    return this.busy;
+    return this.busyLoops > 0;
+  }
+
+  /** Batches being processed right now. */
+  get batchesInFlight(): number {
+    return this.busyLoops;
   }
 
   start(): void {
-    this.loop ??= this.run();
+    this.loops ??= Promise.all(Array.from({ length: this.concurrency }, (_, index) => this.run(index))).then(() => undefined);
   }
 
-  private async run(): Promise<void> {
+  private wakeDormant(): void {
+    this.wakeGeneration++;
+    for (const wake of this.dormant.splice(0)) wake();
+  }
+
+  /** Resolves on the next wake-up or on stop. */
+  private sleepUntilWoken(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        this.dormant = this.dormant.filter((wake) => wake !== done);
+        resolve();
+      };
+      signal.addEventListener('abort', done, { once: true });
+      this.dormant.push(done);
+    });
+  }
+
+  private async run(index: number): Promise<void> {
     const { sqs, queueUrl, consumer, pollWaitMs, logger } = this.options;
     const signal = this.abort.signal;
     while (!signal.aborted) {
+      const generation = this.wakeGeneration;
       let messages: Message[] = [];
       try {
         const received = await sqs.send(
@@ -141,14 +195,18 @@ export class QueuePoller {
         continue;
       }
       if (messages.length === 0) {
-        await sleep(pollWaitMs, signal);
+        // The first loop keeps polling an idle queue; the others poll while a batch runs (more
+        // may come) and otherwise sleep until some receive finds messages.
+        if (index === 0 || this.busyLoops > 0) await sleep(pollWaitMs, signal);
+        else if (generation === this.wakeGeneration) await this.sleepUntilWoken(signal);
         continue;
       }
-      this.busy = true;
+      this.wakeDormant();
+      this.busyLoops++;
       try {
         await this.process(messages);
       } finally {
-        this.busy = false;
+        this.busyLoops--;
       }
     }
   }
@@ -177,8 +235,9 @@ export class QueuePoller {
     }
   }
 
+  /** Stops receiving; resolves once every batch already received has been processed. */
   async stop(): Promise<void> {
     this.abort.abort();
-    await this.loop;
+    await this.loops;
   }
 }
