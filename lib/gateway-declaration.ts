@@ -120,6 +120,17 @@ export const queues = {
     envVar: 'FANOUT_QUEUE_URL',
     consumer: { function: 'fanoutWorker', batchSize: 1, maxConcurrency: 2 },
   },
+  wechatInbound: {
+    description:
+      'WeChat callbacks, FIFO per WeChat user; the de-duplication id is derived from the callback (MsgId, or ' +
+      'FromUserName+CreateTime+Event), so WeChat retries landing on different instances are queued once.',
+    fifo: true,
+    visibilityTimeoutSeconds: 360,
+    retentionDays: 14,
+    maxReceiveCount: 5,
+    envVar: 'WECHAT_INBOUND_QUEUE_URL',
+    consumer: { function: 'wechatInbound', batchSize: 10 },
+  },
 } as const satisfies Record<string, QueueDeclaration>;
 
 export type QueueId = keyof typeof queues;
@@ -142,6 +153,8 @@ export interface FunctionDeclaration {
   readonly jwtSecret?: boolean;
   /** Needs the admin API keys (`keyId:secret` pairs). */
   readonly adminKeys?: boolean;
+  /** Needs the WeChat accounts configuration (tokens, EncodingAESKeys, app secrets). */
+  readonly wechatAccounts?: boolean;
 }
 
 export const functions = {
@@ -223,6 +236,22 @@ export const functions = {
     queues: { fanout: 'send' },
     manageConnections: true,
   },
+  wechatCallback: {
+    description: 'WeChat callbacks (/wechat/{accountId}): URL verification, signature check, safe-mode decrypt, queue, answer success.',
+    entry: 'lambdas/handlers/wechat-callback.ts',
+    timeoutSeconds: 4,
+    memoryMb: 512,
+    queues: { wechatInbound: 'send' },
+    wechatAccounts: true,
+  },
+  wechatInbound: {
+    description: 'WeChat inbound queue consumer: stores each message for the group wechat:{accountId} and delivers it to the agents online.',
+    entry: 'lambdas/handlers/wechat-inbound.ts',
+    timeoutSeconds: 60,
+    memoryMb: 512,
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    manageConnections: true,
+  },
   presenceCounter: {
     description: 'Connections table stream consumer: moves the presence counters exactly once per insert or removal.',
     entry: 'lambdas/handlers/presence-counter.ts',
@@ -248,7 +277,7 @@ export interface WebSocketRouteDeclaration {
 }
 
 export const websocket = {
-  /** Route selection on the `action` field of each JSON frame (PROTOCOL.md §2). */
+  /** Route selection on the `action` field of each JSON frame (docs/protocol.md). */
   routeSelectionExpression: '$request.body.action',
   stageName: 'live',
   /** `$connect` runs behind this REQUEST authorizer, which reads the token query parameter. */
@@ -277,7 +306,7 @@ export interface HttpRouteDeclaration {
   readonly function: FunctionId;
 }
 
-/** HTTP API routes: the admin API (PROTOCOL.md §3; docs/admin-api.md). WeChat callbacks arrive with their issue. */
+/** HTTP API routes: the admin API (docs/admin-api.md) and WeChat callbacks (docs/wechat.md). */
 export const httpRoutes: readonly HttpRouteDeclaration[] = [
   { method: 'POST', path: '/v1/tokens', function: 'adminApi' },
   { method: 'POST', path: '/v1/push', function: 'adminApi' },
@@ -287,6 +316,8 @@ export const httpRoutes: readonly HttpRouteDeclaration[] = [
   { method: 'PUT', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
   { method: 'GET', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
   { method: 'GET', path: '/v1/stats', function: 'adminApi' },
+  { method: 'GET', path: '/wechat/{accountId}', function: 'wechatCallback' },
+  { method: 'POST', path: '/wechat/{accountId}', function: 'wechatCallback' },
 ];
 
 /**
@@ -308,6 +339,10 @@ export const env = {
   adminKeysArn: 'ADMIN_KEYS_SECRET_ARN',
   /** The admin keys themselves, `keyId:secret,keyId2:secret2` (local mode only; never set in AWS). */
   adminKeysValue: 'WXGATE_ADMIN_KEYS',
+  /** Secrets Manager ARN of the WeChat accounts secret (AWS): JSON `{"<accountId>":{kind,token,encodingAESKey,...}}`. */
+  wechatAccountsArn: 'WECHAT_ACCOUNTS_SECRET_ARN',
+  /** Path of the WeChat accounts JSON file (local mode only). */
+  wechatAccountsFile: 'WXGATE_WECHAT_ACCOUNTS',
   /** Posts per second all fan-out jobs together may make (a share of the account's @connections budget). */
   fanoutPostsPerSecond: 'FANOUT_POSTS_PER_SECOND',
 } as const;

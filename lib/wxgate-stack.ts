@@ -87,6 +87,8 @@ export class WxgateStack extends Stack {
   public readonly clientTokenSecret: secretsmanager.Secret;
   /** Admin API keys: JSON `{"keyId":"secret",...}`; several at once for rotation (docs/admin-api.md). */
   public readonly adminKeysSecret: secretsmanager.Secret;
+  /** WeChat accounts (docs/wechat.md), filled in by the operator. */
+  public readonly wechatAccountsSecret: secretsmanager.Secret;
   /** One function per declared function id. */
   public readonly functions: Record<FunctionId, GatewayFunction>;
   public readonly webSocket: WebSocketGateway;
@@ -122,6 +124,18 @@ export class WxgateStack extends Stack {
       reason:
         'Admin keys are rotated by the operator, not a rotation Lambda: add a new keyId, move the backends to it, ' +
         'then remove the old one (several keys are valid at once; handlers re-read the secret every 5 minutes).',
+    });
+
+    this.wechatAccountsSecret = new secretsmanager.Secret(this, 'WechatAccounts', {
+      description: 'wxgate: WeChat accounts as JSON {"<accountId>":{"kind":"oa"|"wecom","token","encodingAESKey","receiveId","appSecret"}}',
+      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'unused', passwordLength: 8, excludePunctuation: true },
+      removalPolicy,
+    });
+    Validations.of(this.wechatAccountsSecret).acknowledge({
+      id: 'AwsSolutions-SMG4',
+      reason:
+        'WeChat tokens, EncodingAESKeys and app secrets are issued by WeChat and rotated in the WeChat console; the ' +
+        'operator then updates this secret (docs/wechat.md). A rotation Lambda cannot obtain new values.',
     });
 
     // One function per declaration entry, with the environment its declaration implies.
@@ -212,6 +226,7 @@ export class WxgateStack extends Stack {
     }
     if (decl.jwtSecret) environment[envNames.jwtSecretArn] = this.clientTokenSecret.secretArn;
     if (decl.adminKeys) environment[envNames.adminKeysArn] = this.adminKeysSecret.secretArn;
+    if (decl.wechatAccounts) environment[envNames.wechatAccountsArn] = this.wechatAccountsSecret.secretArn;
     if (decl.tables?.connections && props.connectionIdleTtlSeconds !== undefined) {
       environment[envNames.connectionIdleTtlSeconds] = String(props.connectionIdleTtlSeconds);
     }
@@ -256,5 +271,6 @@ export class WxgateStack extends Stack {
 
     if (decl.jwtSecret) this.clientTokenSecret.grantRead(fn.role);
     if (decl.adminKeys) this.adminKeysSecret.grantRead(fn.role);
+    if (decl.wechatAccounts) this.wechatAccountsSecret.grantRead(fn.role);
   }
 }

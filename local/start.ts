@@ -1,8 +1,10 @@
 /**
- * `npm start`: local mode (PROTOCOL.md §1). Prints the URLs, a ready client token and an
+ * `npm start`: local mode (docs/protocol.md). Prints the URLs, a ready client token and an
  * example signed admin request; Ctrl-C / SIGTERM stops everything (Java included) and exits 0.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parseWechatAccounts, WechatAccountsError } from '../lambdas/domain/wechat-accounts';
 import { AdminKeysError, parseAdminKeyList } from '../lambdas/domain/admin-keys';
 import { signature } from '../lambdas/domain/admin-signing';
 import { issueClientToken } from '../lambdas/domain/client-token';
@@ -60,6 +62,17 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const passThrough: Record<string, string> = {};
+  const accountsFile = process.env.WXGATE_WECHAT_ACCOUNTS;
+  let wechatAccounts: string[] = [];
+  if (accountsFile) {
+    // Checked at startup, so a bad file is named now rather than at the first callback.
+    try {
+      wechatAccounts = [...parseWechatAccounts(readFileSync(accountsFile, 'utf8'), `WXGATE_WECHAT_ACCOUNTS (${accountsFile})`).keys()];
+    } catch (err) {
+      console.error(`\n${err instanceof WechatAccountsError ? err.message : `WXGATE_WECHAT_ACCOUNTS: cannot read ${accountsFile}: ${(err as Error).message}`}\n`);
+      process.exit(1);
+    }
+  }
   for (const name of ['WXGATE_WECHAT_ACCOUNTS', 'WXGATE_WECHAT_API_BASE']) if (process.env[name]) passThrough[name] = process.env[name]!;
 
   let gateway: LocalGateway;
@@ -111,6 +124,12 @@ async function main(): Promise<void> {
     '',
     'Signed admin request (valid for 300 s, nonce single use; docs/admin-api.md shows how to sign your own):',
     `  curl -s ${gateway.httpUrl}/v1/stats -H 'X-Wxgate-Key: ${keyId}' -H 'X-Wxgate-Timestamp: ${timestamp}' -H 'X-Wxgate-Nonce: ${nonce}' -H 'X-Wxgate-Signature: ${signed}'`,
+  );
+  lines.push(
+    '',
+    wechatAccounts.length
+      ? `WeChat callbacks: ${wechatAccounts.map((id) => `${gateway.httpUrl}/wechat/${id}`).join(', ')} (try: npm run wechat:sample -- ${wechatAccounts[0]})`
+      : 'WeChat callbacks: none configured (WXGATE_WECHAT_ACCOUNTS=<accounts.json>; see docs/wechat.md)',
   );
   lines.push('', 'Ctrl-C stops everything.');
   console.log(lines.join('\n'));

@@ -13,7 +13,7 @@ import { messageFrameOf, openedAfter } from './send-message';
  * row per recipient and `sync` finds it), then live delivery. Audiences of at most
  * INLINE_PUSH_MAX_USERS users are posted inside the request and answered 200 with exact counts;
  * larger ones answer 202 and are posted by a fan-out job. A push to everyone is always a job and
- * is not stored (PROTOCOL.md: broadcast reaches online connections only).
+ * is not stored (docs/protocol.md: broadcast reaches online connections only).
  */
 export const INLINE_PUSH_MAX_USERS = 100;
 

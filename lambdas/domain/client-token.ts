@@ -1,7 +1,7 @@
 import { SignJWT, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
 
 /**
- * Client tokens (PROTOCOL.md §2): HS256 JWTs with `sub` (user id, required), `did` (device
+ * Client tokens (docs/protocol.md): HS256 JWTs with `sub` (user id, required), `did` (device
  * id, optional, default `default`) and `exp` (required).
  */
 export interface ClientIdentity {

@@ -1,5 +1,5 @@
 /**
- * Typed errors with the client-facing codes of PROTOCOL.md §2/§3.
+ * Typed errors with the client-facing codes of docs/protocol.md.
  * Anything that is not a GatewayError is reported to clients as `internal`, with a fixed
  * message: a stack trace or an SDK message never reaches a client.
  */

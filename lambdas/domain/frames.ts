@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isValidId } from './client-token';
 import { badRequest, tooLarge, type ErrorCode } from './errors';
 
-/** PROTOCOL.md §2: a serialized `body` may be at most 32 KiB. */
+/** docs/protocol.md: a serialized `body` may be at most 32 KiB. */
 export const MAX_BODY_BYTES = 32 * 1024;
 export const DEFAULT_SYNC_LIMIT = 100;
 export const MAX_SYNC_LIMIT = 500;

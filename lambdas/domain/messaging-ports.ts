@@ -21,8 +21,12 @@ export interface QueuedMessage {
   to: Recipient | UsersTarget;
   body: unknown;
   ts: number;
-  /** `admin`: pushed through the admin API; the sender is no user and gets no inbox row. */
-  origin?: 'admin';
+  /**
+   * `admin`: pushed through the admin API; `wechat`: a WeChat user's message from a callback.
+   * Either way the sender is no user of the gateway and gets no inbox row; a WeChat message
+   * has no live delivery in a send route, so the persister delivers it to every connection.
+   */
+  origin?: 'admin' | 'wechat';
 }
 
 export interface UplinkQueue {

@@ -86,11 +86,13 @@ export async function persistMessage(deps: PersistDeps, message: QueuedMessage, 
   }
   await deps.messages.markStored(message.msgId);
 
+  // A WeChat message reached no one live (its callback only queued it): every connection is ours.
+  const servedLive = message.origin !== 'wechat';
   const late = await connectionsOf(
     deps.registry,
     state.audience,
     deps.clock.nowMs(),
-    (c) => !openedAfter(c, message.ts) || c.connectionId === message.fromConnection,
+    (c) => (servedLive && !openedAfter(c, message.ts)) || c.connectionId === message.fromConnection,
   );
   const lateDelivery = await deliver(deps.delivery, late, JSON.stringify(frame));
   return { outcome: 'stored', lateDelivery };

@@ -11,7 +11,7 @@ const queuedMessageSchema = z.object({
   to: z.union([recipientSchema, z.strictObject({ users: z.array(z.string().min(1)).min(1) })]),
   body: z.unknown(),
   ts: z.number().int().positive(),
-  origin: z.literal('admin').optional(),
+  origin: z.enum(['admin', 'wechat']).optional(),
 });
 
 export function parseQueuedMessage(raw: string): QueuedMessage {

@@ -8,7 +8,7 @@ import type { MessageFrame, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
 /**
- * The `send` route (PROTOCOL.md §2). Order matters and is the guarantee:
+ * The `send` route (docs/protocol.md). Order matters and is the guarantee:
  *   1. authorize (only members send to a group) and assign msgId/ts;
  *   2. with a client `id`: own the claim on it (see below);
  *   3. queue durably (SQS FIFO);
@@ -41,7 +41,7 @@ export interface SendDeps {
   newMsgId: (nowMs: number) => string;
   newAttemptId: () => string;
   sleep: (ms: number) => Promise<void>;
-  /** Seconds a client `id` is remembered (PROTOCOL.md: 5 minutes). */
+  /** Seconds a client `id` is remembered (docs/protocol.md: 5 minutes). */
   dedupWindowSeconds: number;
 }
 
@@ -68,7 +68,7 @@ export const openedAfter = (connection: { connectedAt: number }, ts: number): bo
  * sender's other devices). An admin push has no sending user.
  */
 export async function audienceOf(groups: GroupDirectory, from: string, to: QueuedMessage['to'], origin?: QueuedMessage['origin']): Promise<string[]> {
-  const sender = origin === 'admin' ? [] : [from];
+  const sender = origin === undefined ? [from] : [];
   if ('users' in to) return [...new Set([...to.users, ...sender])];
   if ('user' in to) return [...new Set([to.user, ...sender])];
   if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...sender])];

@@ -3,6 +3,7 @@ import { monotonicFactory } from 'ulid';
 import { DynamoAdminStore } from '../adapters/dynamo-admin-store';
 import { DynamoConnectionRegistry } from '../adapters/dynamo-connection-registry';
 import { SqsFanoutQueue } from '../adapters/sqs-fanout-queue';
+import { SqsWechatInbound } from '../adapters/sqs-wechat-inbound';
 import { DynamoGroupDirectory } from '../adapters/dynamo-group-directory';
 import { DynamoMessageStore } from '../adapters/dynamo-message-store';
 import { ManagementApiSender } from '../adapters/management-api-sender';
@@ -32,7 +33,7 @@ const once = <T>(make: () => T): (() => T) => {
   return () => (value ??= make());
 };
 
-/** PROTOCOL.md §2: a client `id` is remembered for 5 minutes. */
+/** docs/protocol.md: a client `id` is remembered for 5 minutes. */
 const DEDUP_WINDOW_SECONDS = 300;
 
 export const connectionRegistry = once(() => new DynamoConnectionRegistry(dynamoDocumentClient(), tableName('connections')));
@@ -42,8 +43,10 @@ export const uplinkQueue = once(() => new SqsUplinkQueue(sqs(), queueUrl('uplink
 export const connectionSender = once(() => new ManagementApiSender(managementApi(managementEndpoint())));
 export const adminStore = once(() => new DynamoAdminStore(dynamoDocumentClient(), tableName('admin')));
 export const fanoutQueue = once(() => new SqsFanoutQueue(sqs(), queueUrl('fanout')));
+export const wechatInbound = once(() => new SqsWechatInbound(sqs(), queueUrl('wechatInbound')));
 /** Monotonic within an instance: msgIds and inbox positions minted in one instance never tie. */
 const nextUlid = monotonicFactory();
+export const newMessageId = (nowMs: number): string => nextUlid(nowMs);
 
 export const lifecycleDeps = (): LifecycleDeps => ({
   registry: connectionRegistry(),

@@ -5,7 +5,7 @@ import { toClientError, type ErrorCode } from '../domain/errors';
 import { observed } from './middleware';
 import { logger } from './observability';
 
-/** PROTOCOL.md §3: errors are `{"error":{"code","message"}}` with a fitting status. */
+/** docs/protocol.md: errors are `{"error":{"code","message"}}` with a fitting status. */
 export const httpStatusOf: Record<ErrorCode, number> = {
   bad_request: 400,
   unauthorized: 401,

@@ -19,7 +19,7 @@ export function observed<E, R>(handler: (event: E, context: Context) => Promise<
 }
 
 /**
- * A failed WebSocket route answers an error frame (PROTOCOL.md §2) and the socket stays open.
+ * A failed WebSocket route answers an error frame (docs/protocol.md) and the socket stays open.
  * Typed errors keep their code and message; anything else becomes `internal` and is logged
  * here with its stack, which never reaches the client.
  */

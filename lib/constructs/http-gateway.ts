@@ -92,7 +92,7 @@ export class HttpGateway extends Construct {
       Validations.of(created).acknowledge({
         id: 'AwsSolutions-APIG4',
         reason:
-          'Authentication happens in the handler, per PROTOCOL.md: /v1/* admin requests carry an HMAC-SHA256 ' +
+          'Authentication happens in the handler, per docs/protocol.md: /v1/* admin requests carry an HMAC-SHA256 ' +
           'signature with timestamp and nonce (replay-protected), and /wechat/* callbacks carry the WeChat ' +
           'signature; API Gateway IAM or JWT authorizers cannot verify either scheme.',
       });

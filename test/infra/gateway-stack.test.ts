@@ -360,6 +360,7 @@ describe('Lambda functions', () => {
     if (d.manageConnections) expected.add(envNames.managementEndpoint);
     if (d.jwtSecret) expected.add(envNames.jwtSecretArn);
     if ('adminKeys' in d && d.adminKeys) expected.add(envNames.adminKeysArn);
+    if ('wechatAccounts' in d && d.wechatAccounts) expected.add(envNames.wechatAccountsArn);
     const variables = fnProps(id).Environment.Variables as Record<string, unknown>;
     expect(new Set(Object.keys(variables))).toEqual(expected);
     expect(variables.POWERTOOLS_SERVICE_NAME).toBe('wxgate');
@@ -514,13 +515,14 @@ describe('least privilege', () => {
     expect(parts[parts.length - 1]).toBe(`/${websocket.stageName}/*/@connections/*`);
   });
 
-  test.each(functionIds)('%s: reads the client-token and admin-keys secrets only if declared', (id) => {
+  test.each(functionIds)('%s: reads the client-token, admin-keys and WeChat-accounts secrets only if declared', (id) => {
     const secretActions = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
     const d = decl(id);
     const read = (secret: object) => ({ Effect: 'Allow', Action: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], Resource: { Ref: logicalIdOf(secret as never) } });
     const expected = [
       ...(d.jwtSecret ? [read(stack.clientTokenSecret)] : []),
       ...('adminKeys' in d && d.adminKeys ? [read(stack.adminKeysSecret)] : []),
+      ...('wechatAccounts' in d && d.wechatAccounts ? [read(stack.wechatAccountsSecret)] : []),
     ];
     expect(secretActions).toEqual(expected);
   });
