@@ -8,7 +8,7 @@ import { LOCAL_ACCOUNT_ID } from './local-names';
 /**
  * API Gateway HTTP API emulation for `httpRoutes`: payload format 2.0 events, results mapped
  * the way HTTP API maps them (an object without `statusCode` is 200 JSON of itself, a string
- * is a 200 body). Unknown routes: 404 in the admin API's error shape (PROTOCOL.md §3).
+ * is a 200 body). Unknown routes: 404 in the admin API's error shape (docs/protocol.md).
  */
 export const MAX_HTTP_BODY_BYTES = 1024 * 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -19,7 +19,7 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION } from './local-names';
 import { LocalWebSocketServer } from './websocket-server';
 
 /**
- * Local mode (PROTOCOL.md §1): DynamoDB Local and an SQS emulator with the declared tables and
+ * Local mode (docs/protocol.md): DynamoDB Local and an SQS emulator with the declared tables and
  * queues, the declared handlers run in this process behind an API Gateway WebSocket API
  * emulation (with the Management API on the same port), an HTTP API emulation, one poller per
  * consumed queue (the event source mappings) and a TTL sweeper.
@@ -36,6 +36,8 @@ export interface LocalGatewayOptions {
   host?: string;
   /** Default 'local-dev-jwt-secret' (WXGATE_JWT_SECRET). */
   jwtSecret?: string;
+  /** Admin API keys, `keyId:secret,...`; default 'local:local-dev-admin-secret' (WXGATE_ADMIN_KEYS). */
+  adminKeys?: string;
   /** Extra env for the handlers (tests use it for fault injection switches). */
   handlerEnv?: Record<string, string>;
   /** Overrides every declared visibility timeout locally (tests use ~2 s); default: the declaration's. */
@@ -100,6 +102,7 @@ export interface LocalGateway {
 export const DEFAULT_HTTP_PORT = 3000;
 export const DEFAULT_WS_PORT = 3001;
 export const DEFAULT_JWT_SECRET = 'local-dev-jwt-secret';
+export const DEFAULT_ADMIN_KEYS = 'local:local-dev-admin-secret';
 
 export async function startLocalGateway(options: LocalGatewayOptions = {}): Promise<LocalGateway> {
   const log = options.logger ?? ((line: string) => console.log(line));
@@ -150,6 +153,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
         sqsEndpoint: sqs.endpoint,
         managementEndpoint,
         jwtSecret: options.jwtSecret ?? DEFAULT_JWT_SECRET,
+        adminKeys: options.adminKeys ?? DEFAULT_ADMIN_KEYS,
         tableNames: dynamo.tableNames,
         queueUrls: sqs.queueUrls,
         extra: options.handlerEnv,
