@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of open) c.socket.terminate();
   await tg?.stop();
-});
+}, 60_000);
 
 async function client(userId: string, deviceId: string): Promise<TestClient> {
   const c = await TestClient.as(tg.gateway.wsUrl, userId, deviceId);
@@ -180,10 +180,11 @@ describe('broadcast', () => {
     }
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const s of sockets) s.ws.terminate();
     sockets = [];
-  });
+    await tg.gateway.drainQueues(60_000); // their $disconnects, before the gateway stops
+  }, 90_000);
 
   async function broadcastAndWait(body: unknown) {
     const started = await adminRequest(url, 'POST', '/v1/push', { to: { all: true }, body });
@@ -208,7 +209,8 @@ describe('broadcast', () => {
   }, 90_000);
 
   it('under a 200/s Management API limit still delivers to all of them, meeting 429s on the way', async () => {
-    tg.gateway.setManagementRateLimit({ ratePerSecond: 200, burst: 200 });
+    // A burst well below one worker's pace (the budget is 1,000/s over 2 workers), so 429s are certain.
+    tg.gateway.setManagementRateLimit({ ratePerSecond: 200, burst: 20 });
     const before = tg.gateway.managementStats();
     try {
       const { msgId, job } = await broadcastAndWait('throttled');
