@@ -2,14 +2,19 @@
  * `npm run bench`: N WebSocket clients exchange M messages through the real local runtime
  * (DynamoDB Local + fauxqs + the handlers in this process, loopback only) and the bench
  * reports throughput, ack and end-to-end latency (also as multiples of a ping baseline taken
- * on the same connections in the same run) and lost messages, which must be 0.
- * See docs/performance.md. Exit code: 0 ok, 1 lost or failed sends, 2 crashed / timed out / usage.
+ * on the same connections in the same run) and lost messages, which must be 0. Then the
+ * broadcast phase (bench/broadcast.ts): K sockets, wxgate's broadcast job against the naive
+ * all-at-once posts, without and with a Management API rate limit.
+ * See docs/performance.md. Exit code: 0 ok, 1 lost or failed sends or a broadcast that missed a
+ * socket or did not finish, 2 crashed / timed out / usage.
  */
 import { DEFAULT_JWT_SECRET, startLocalGateway, type LocalGateway } from '../local/local-gateway';
+import { adminKeysOption, newBenchAdminKey } from './admin';
 import { nowMs, type BenchClient } from './bench-client';
+import { broadcastNotes, broadcastProblems, runBroadcastPhase, type BroadcastResources } from './broadcast';
 import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
 import { connectPopulation } from './population';
-import { formatFigures, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
+import { formatBroadcast, formatFigures, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
 import { parseSettings, usage, UsageError, type BenchSettings } from './settings';
 import { perSecond, ratio, round, summarize } from './stats';
 
@@ -21,23 +26,44 @@ const STOP_TIMEOUT_MS = 30_000;
 interface Resources {
   gatewayStarting?: Promise<LocalGateway>;
   clients: BenchClient[];
+  broadcast: BroadcastResources;
 }
 
 const log = (line: string) => console.log(line);
 const step = (line: string) => console.error(`[bench] ${line}`);
 
-async function runBench(settings: BenchSettings, resources: Resources): Promise<BenchFigures> {
-  let t0 = nowMs();
+/** Runs the phases, filling in `result` as each one finishes (so an abort keeps what was measured). */
+async function runBench(settings: BenchSettings, resources: Resources, result: BenchResult): Promise<void> {
+  const t0 = nowMs();
+  const adminKey = newBenchAdminKey();
   resources.gatewayStarting = startLocalGateway({
     httpPort: 0,
     wsPort: 0,
+    adminKeys: adminKeysOption(adminKey),
     logger: settings.verbose ? (line) => console.error(line) : () => {},
   });
   const gateway = await resources.gatewayStarting;
   const gatewayStartSeconds = round((nowMs() - t0) / 1000);
   step(`gateway up in ${gatewayStartSeconds} s at ${gateway.wsUrl}`);
 
-  t0 = nowMs();
+  result.figures = await runMessaging(settings, resources, gateway, gatewayStartSeconds);
+  if (settings.broadcastConnections === 0) return;
+  // The broadcast must reach exactly its own sockets: close the messaging ones first.
+  for (const client of resources.clients) client.terminate();
+  result.broadcast = await runBroadcastPhase({
+    gateway,
+    adminKey,
+    jwtSecret: DEFAULT_JWT_SECRET,
+    connections: settings.broadcastConnections,
+    rateLimit: { ratePerSecond: settings.broadcastRate, burst: settings.broadcastBurst },
+    naiveSockets: settings.naiveSockets,
+    resources: resources.broadcast,
+    step,
+  });
+}
+
+async function runMessaging(settings: BenchSettings, resources: Resources, gateway: LocalGateway, gatewayStartSeconds: number): Promise<BenchFigures> {
+  const t0 = nowMs();
   const population = await connectPopulation(gateway.wsUrl, DEFAULT_JWT_SECRET, settings, resources.clients, 30_000);
   step(`${population.clients.length} connections registered in ${round(nowMs() - t0)} ms`);
 
@@ -111,6 +137,8 @@ function problemsOf(f: BenchFigures): string[] {
 /** Resolves when the gateway (if it got started) and every client are closed, or after STOP_TIMEOUT_MS. */
 async function release(resources: Resources): Promise<void> {
   for (const client of resources.clients) client.terminate();
+  for (const socket of resources.broadcast.sockets) socket.terminate();
+  for (const destroy of resources.broadcast.destroy) destroy();
   const stopped = (async () => {
     const gateway = await resources.gatewayStarting?.catch(() => undefined);
     await gateway?.stop();
@@ -159,18 +187,19 @@ async function main(): Promise<number> {
 
   const startedAt = new Date();
   const machine = machineInfo();
-  log(`wxgate messaging bench (local mode)\n\n${formatSettings(settings, machine)}\n`);
+  log(`wxgate bench: ${settings.broadcastConnections > 0 ? 'messaging, then broadcast' : 'messaging'} (local mode)\n\n${formatSettings(settings, machine)}\n`);
   const result: BenchResult = { startedAt: startedAt.toISOString(), durationSeconds: 0, settings, machine, problems: [] };
-  const resources: Resources = { clients: [] };
+  const resources: Resources = { clients: [], broadcast: { sockets: [], destroy: [] } };
   const { aborted, clear } = abortSignals(settings.timeoutSeconds);
-  const run = runBench(settings, resources);
+  const run = runBench(settings, resources, result);
   run.catch(() => undefined); // after an abort its rejection no longer matters
   try {
-    result.figures = await Promise.race([run, aborted]);
-    result.problems = problemsOf(result.figures);
+    await Promise.race([run, aborted]);
   } catch (err) {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
   } finally {
+    if (result.figures) result.problems.push(...problemsOf(result.figures));
+    if (result.broadcast) result.problems.push(...broadcastProblems(result.broadcast));
     clear();
     step('stopping the gateway...');
     await release(resources);
@@ -179,12 +208,16 @@ async function main(): Promise<number> {
   await writeResult(result);
 
   if (result.figures) log(formatFigures(result.figures));
+  if (result.broadcast) log(`\n${formatBroadcast(result.broadcast)}`);
   if (result.error) console.error(`\nbench FAILED: ${result.error}`);
   for (const problem of result.problems) console.error(`\nproblem: ${problem}`);
+  for (const note of result.broadcast ? broadcastNotes(result.broadcast) : []) console.error(`\nnote: ${note}`);
   log(`\nresult written to ${resultsFile} (${result.durationSeconds} s in all)`);
   if (result.error) return 2;
   const f = result.figures!;
-  return f.delivery.lost > 0 || f.send.failed > 0 || f.delivery.missingFromSync > 0 ? 1 : 0;
+  const messagingFailed = f.delivery.lost > 0 || f.send.failed > 0 || f.delivery.missingFromSync > 0;
+  const broadcastFailed = result.broadcast ? broadcastProblems(result.broadcast).length > 0 : false;
+  return messagingFailed || broadcastFailed ? 1 : 0;
 }
 
 main().then(

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { BroadcastFigures, BroadcastRun } from './broadcast';
 import type { BenchSettings } from './settings';
 import type { LatencySummary } from './stats';
 
@@ -10,7 +11,10 @@ export interface BenchResult {
   durationSeconds: number;
   settings: BenchSettings;
   machine: MachineInfo;
+  /** The messaging phases. */
   figures?: BenchFigures;
+  /** The broadcast phase (absent when skipped with `--broadcast-connections 0`, or not reached). */
+  broadcast?: BroadcastFigures;
   problems: string[];
   error?: string;
 }
@@ -96,6 +100,9 @@ export function formatSettings(settings: BenchSettings, machine: MachineInfo): s
       ['concurrency (sends in flight per sender)', settings.concurrency],
       ['warm-up messages per sender', settings.warmup],
       ['pings per sender (before + after)', `${settings.pings} + ${settings.pings}`],
+      ['broadcast sockets (0 = skipped)', settings.broadcastConnections],
+      ['broadcast Management API limit (throttled runs)', `${settings.broadcastRate}/s, burst ${settings.broadcastBurst}`],
+      ['naive posts: HTTP connections (maxSockets)', settings.naiveSockets],
       ['overall timeout (s)', settings.timeoutSeconds],
       ['machine', `${machine.cpuModel}, ${machine.cores} cores, ${machine.totalMemoryGiB} GiB, Node ${machine.node}`],
     ],
@@ -148,4 +155,67 @@ export function formatFigures(f: BenchFigures): string {
     ],
   );
   return [latency, throughput, delivery].join('\n\n');
+}
+
+const seconds = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '-' : (ms / 1000).toFixed(2));
+const times = (value: number | null): string => (value === null ? '-' : value.toFixed(2));
+
+function runLabel(run: BroadcastRun): string {
+  const who = run.job ? 'wxgate (POST /v1/push to all)' : 'naive (Promise.all of posts)';
+  return run.rateLimit ? `${who}, limited` : `${who}, no limit`;
+}
+
+function runDetail(run: BroadcastRun): string {
+  if (run.job) {
+    const j = run.job;
+    return `job ${j.state}${j.finishedMs === null ? '' : ` at ${seconds(j.finishedMs)} s`} (202 after ${j.answeredMs.toFixed(0)} ms): targeted ${j.targeted}, delivered ${j.delivered}, gone ${j.gone}, failed ${j.failed}`;
+  }
+  const n = run.naive!;
+  const failures = Object.entries(n.failures)
+    .map(([name, count]) => `${name} ${count}`)
+    .join(', ');
+  return `${n.posts} posts (ids read in ${n.listMs.toFixed(0)} ms before the clock), answered in ${seconds(n.settledMs)} s: ${n.ok} ok, ${n.failed} failed${failures ? ` (${failures})` : ''}`;
+}
+
+export function formatBroadcast(b: BroadcastFigures): string {
+  const { wxgate, naive, wxgateThrottled, naiveThrottled } = b.runs;
+  const floorMs = naive.lastSocketMs;
+  const idealMs = b.idealThrottledSeconds * 1000;
+  const row = (run: BroadcastRun): Array<string | number> => [
+    runLabel(run),
+    seconds(run.lastSocketMs),
+    times(run.lastSocketMs === null || !floorMs ? null : run.lastSocketMs / floorMs),
+    run.rateLimit ? times(run.lastSocketMs === null ? null : run.lastSocketMs / idealMs) : '',
+    seconds(run.arrivalMs.count ? run.arrivalMs.p50 : null),
+    run.received,
+    run.lost,
+    run.duplicates,
+    run.management.posts,
+    run.management.throttled,
+  ];
+  const limit = `${b.rateLimit.ratePerSecond}/s, burst ${b.rateLimit.burst}`;
+  const table = formatTable(
+    [`broadcast to ${b.connections} sockets`, 'last socket (s)', 'x floor', 'x K/rate', 'p50 socket (s)', 'received', 'LOST', 'dups', 'posts', '429s'],
+    [row(wxgate), row(naive), row(wxgateThrottled), row(naiveThrottled)],
+  );
+  const details = formatTable(
+    ['run', 'detail'],
+    [wxgate, naive, wxgateThrottled, naiveThrottled].map((run) => [runLabel(run), runDetail(run)]),
+  );
+  const f = b.fanout;
+  const summary = formatTable(
+    ['broadcast', 'value'],
+    [
+      ['sockets opened (s)', `${b.connections} in ${b.connectSeconds.toFixed(2)}`],
+      ['wxgate / naive floor, no limit', `${times(b.relative.wxgateOverFloor)} x`],
+      [`ideal under ${limit}: K / rate (s)`, b.idealThrottledSeconds.toFixed(2)],
+      ['wxgate limited / ideal', `${times(b.relative.wxgateThrottledOverIdeal)} x (lost ${wxgateThrottled.lost})`],
+      ['naive limited / ideal', `${times(b.relative.naiveThrottledOverIdeal)} x (lost ${naiveThrottled.lost} of ${naiveThrottled.sockets})`],
+    ],
+  );
+  const settings =
+    `fan-out: ${f.postsPerSecond} posts/s for all jobs (FANOUT_POSTS_PER_SECOND), ${f.workers} workers at ${f.postsPerSecond / f.workers}/s each, ` +
+    `${f.scanSegments} scan segments x ${f.scanPageSize} rows a page, ${f.postsInFlightPerTask} posts in flight per task; ` +
+    `naive: maxAttempts ${b.naiveClient.maxAttempts}, ${b.naiveClient.maxSockets} HTTP connections`;
+  return [table, details, summary, settings].join('\n\n');
 }
