@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -101,42 +101,41 @@ export class WxgateStack extends Stack {
     this.tables = new GatewayTables(this, 'Tables', { removalPolicy });
     this.queues = new GatewayQueues(this, 'Queues');
 
-    this.clientTokenSecret = new secretsmanager.Secret(this, 'ClientTokenSecret', {
-      description: 'wxgate: HS256 key that signs and verifies client WebSocket tokens (JWT)',
-      generateSecretString: { passwordLength: 64, excludePunctuation: true },
-      removalPolicy,
-    });
-    Validations.of(this.clientTokenSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'The client-token HS256 key is not rotated automatically: rotating it invalidates every issued client ' +
+    /** A secret whose rotation is an operator's manual step (why: `rotation`), kept like the tables. */
+    const operatorSecret = (id: string, secretProps: secretsmanager.SecretProps, rotation: string) => {
+      const secret = new secretsmanager.Secret(this, id, { ...secretProps, removalPolicy });
+      Validations.of(secret).acknowledge({ id: 'AwsSolutions-SMG4', reason: rotation });
+      return secret;
+    };
+    this.clientTokenSecret = operatorSecret(
+      'ClientTokenSecret',
+      {
+        description: 'wxgate: HS256 key that signs and verifies client WebSocket tokens (JWT)',
+        generateSecretString: { passwordLength: 64, excludePunctuation: true },
+      },
+      'The client-token HS256 key is not rotated automatically: rotating it invalidates every issued client ' +
         'token at once unless the authorizer verifies against the previous key during a grace period, which ' +
         'needs a custom rotation function. Rotation is a manual, announced operation until that exists.',
-    });
-
-    this.adminKeysSecret = new secretsmanager.Secret(this, 'AdminKeys', {
-      description: 'wxgate: admin API keys as JSON {"keyId":"secret",...}; requests are HMAC-signed with a secret',
-      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'default', passwordLength: 48, excludePunctuation: true },
-      removalPolicy,
-    });
-    Validations.of(this.adminKeysSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'Admin keys are rotated by the operator, not a rotation Lambda: add a new keyId, move the backends to it, ' +
+    );
+    this.adminKeysSecret = operatorSecret(
+      'AdminKeys',
+      {
+        description: 'wxgate: admin API keys as JSON {"keyId":"secret",...}; requests are HMAC-signed with a secret',
+        generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'default', passwordLength: 48, excludePunctuation: true },
+      },
+      'Admin keys are rotated by the operator, not a rotation Lambda: add a new keyId, move the backends to it, ' +
         'then remove the old one (several keys are valid at once; handlers re-read the secret every 5 minutes).',
-    });
-
-    this.wechatAccountsSecret = new secretsmanager.Secret(this, 'WechatAccounts', {
-      description: 'wxgate: WeChat accounts as JSON {"<accountId>":{"kind":"oa"|"wecom","token","encodingAESKey","receiveId","appSecret"}}',
-      generateSecretString: { secretStringTemplate: '{}', generateStringKey: 'unused', passwordLength: 8, excludePunctuation: true },
-      removalPolicy,
-    });
-    Validations.of(this.wechatAccountsSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'WeChat tokens, EncodingAESKeys and app secrets are issued by WeChat and rotated in the WeChat console; the ' +
+    );
+    this.wechatAccountsSecret = operatorSecret(
+      'WechatAccounts',
+      {
+        description: 'wxgate: WeChat accounts as JSON {"<accountId>":{"kind":"oa"|"wecom","token","encodingAESKey","receiveId","appSecret"}}',
+        // No accounts until the operator adds them (docs/wechat.md); `{}` is no secret.
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      },
+      'WeChat tokens, EncodingAESKeys and app secrets are issued by WeChat and rotated in the WeChat console; the ' +
         'operator then updates this secret (docs/wechat.md). A rotation Lambda cannot obtain new values.',
-    });
+    );
 
     // One function per declaration entry, with the environment its declaration implies.
     const functions: Partial<Record<FunctionId, GatewayFunction>> = {};

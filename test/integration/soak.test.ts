@@ -11,6 +11,7 @@
  */
 import WebSocket from 'ws';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
+import { seededRandom } from '../support/prng';
 import { eventually, tokenFor, type Frame } from '../support/ws-test-client';
 
 const SECONDS = Number(process.env.WXGATE_SOAK_SECONDS ?? 20);
@@ -18,18 +19,7 @@ const SEED = Number(process.env.WXGATE_SOAK_SEED ?? Date.now() % 100_000);
 const USERS = ['ann', 'bob', 'cat', 'dan', 'eve'];
 const DEVICES = ['phone', 'laptop'];
 
-/** mulberry32: a seeded PRNG, so a failing run can be replayed with WXGATE_SOAK_SEED. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = prng(SEED);
+const random = seededRandom(SEED);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -12,6 +12,7 @@ import {
   type PresencePlan,
 } from '../../../lambdas/domain/presence';
 import { FakePresenceStore, insertOf, modificationOf, removalOf } from '../../support/fakes';
+import { seededRandom } from '../../support/prng';
 
 const depsOf = (store: FakePresenceStore, overrides: Partial<PresenceDeps> = {}): PresenceDeps & { sleeps: number[] } => {
   const sleeps: number[] = [];
@@ -28,17 +29,7 @@ const countsOf = (rows: ReadonlyMap<string, string>) => {
   return counts;
 };
 
-/** A seeded PRNG (mulberry32), so a failing interleaving can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 describe('stepsOf: what one change does to the counters', () => {
   it('an insert is +1 for the new row’s user, a removal −1 for the old row’s user', () => {
