@@ -25,10 +25,19 @@ export class TtlSweeper {
     this.timer.unref();
   }
 
-  /** One sweep over every TTL table; resolves with the number of items deleted. Overlapping calls share one sweep. */
+  /**
+   * One sweep over every TTL table that starts after this call (after any sweep still running,
+   * so it sees every row expired before the call); resolves with the number of items deleted.
+   */
   sweep(): Promise<number> {
-    this.running ??= this.sweepAll().finally(() => (this.running = undefined));
-    return this.running;
+    const next: Promise<number> = (this.running ?? Promise.resolve(0))
+      .catch(() => 0)
+      .then(() => this.sweepAll())
+      .finally(() => {
+        if (this.running === next) this.running = undefined;
+      });
+    this.running = next;
+    return next;
   }
 
   private async sweepAll(): Promise<number> {
