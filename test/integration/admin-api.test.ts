@@ -208,14 +208,15 @@ describe('broadcast', () => {
     expect(sockets.filter((s) => s.got.filter((id) => id === msgId).length !== 1)).toEqual([]);
   }, 90_000);
 
-  it('under a 200/s Management API limit still delivers to all of them, meeting 429s on the way', async () => {
-    // A burst well below one worker's pace (the budget is 1,000/s over 2 workers), so 429s are certain.
-    tg.gateway.setManagementRateLimit({ ratePerSecond: 200, burst: 20 });
+  it('under a 100/s Management API limit still delivers to all of them, meeting 429s on the way', async () => {
+    // Below what this machine posts even when loaded (about 200/s) and what the workers ask for
+    // (1,000/s over 2), with a small burst, so 429s are certain.
+    tg.gateway.setManagementRateLimit({ ratePerSecond: 100, burst: 10 });
     const before = tg.gateway.managementStats();
     try {
       const { msgId, job } = await broadcastAndWait('throttled');
       const throttled = tg.gateway.managementStats().throttled - before.throttled;
-      console.log(`broadcast to ${job.targeted} connections under 200/s: delivered ${job.delivered}, failed ${job.failed}, 429s met ${throttled}`);
+      console.log(`broadcast to ${job.targeted} connections under 100/s: delivered ${job.delivered}, failed ${job.failed}, 429s met ${throttled}`);
       expect(job).toMatchObject({ state: 'done', failed: 0 });
       expect(throttled).toBeGreaterThan(0);
       await eventually(async () => sockets.filter((s) => s.got.includes(msgId)).length, (n) => n === SOCKETS, 10_000, 'every socket');
