@@ -101,6 +101,23 @@ export class DynamoAdminStore implements NonceStore, JobStore {
     return Item !== undefined;
   }
 
+  async openChildren(jobId: string, taskId: string, count: number, expiresAt: number): Promise<void> {
+    try {
+      await this.client.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            { Put: { TableName: this.tableName, Item: { ...taskKey(jobId, `${taskId}#opened`), expiresAt, count }, ConditionExpression: 'attribute_not_exists(pk)' } },
+            { Update: { TableName: this.tableName, Key: jobKey(jobId), UpdateExpression: 'ADD tasksOpen :n', ExpressionAttributeValues: { ':n': count } } },
+          ],
+        }),
+      );
+    } catch (err) {
+      // Already opened by an earlier run of this task: nothing more to count.
+      if (err instanceof TransactionCanceledException && err.CancellationReasons?.[0]?.Code === 'ConditionalCheckFailed') return;
+      throw err;
+    }
+  }
+
   async completeTask(jobId: string, taskId: string, counts: JobCounters, opened: number, expiresAt: number): Promise<boolean> {
     try {
       await this.client.send(

@@ -58,7 +58,7 @@ export async function adminPush(deps: AdminPushDeps, keyId: string, to: PushTarg
 
   if (audience.length > INLINE_PUSH_MAX_USERS) {
     const jobId = deps.newJobId();
-    await startJob(deps, { jobId, msgId, payload }, userTasks(jobId, audience));
+    await startJob(deps, { jobId, msgId, payload }, userTasks(jobId, audience, ts));
     return { status: 202, jobId, msgId };
   }
   // Connections opened after ts are the persister's (as for a client's send).

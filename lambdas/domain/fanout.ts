@@ -22,7 +22,7 @@ import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryRe
 export type FanoutTask =
   | { jobId: string; taskId: string; kind: 'scan'; segment: number; totalSegments: number; page: number; startKey?: ScanKey }
   | { jobId: string; taskId: string; kind: 'post'; targets: DeliveryTarget[] }
-  | { jobId: string; taskId: string; kind: 'users'; userIds: string[] };
+  | { jobId: string; taskId: string; kind: 'users'; userIds: string[]; ts?: number };
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -50,6 +50,12 @@ export interface JobStore {
   markRunning(jobId: string): Promise<void>;
   markFailed(jobId: string): Promise<void>;
   isTaskDone(jobId: string, taskId: string): Promise<boolean>;
+  /**
+   * tasksOpen += `count` for the children of `taskId`, once (a conditional marker in the same
+   * transaction): children are counted open BEFORE they are queued, so a child that finishes
+   * first can never bring tasksOpen to 0 while its siblings are still queued.
+   */
+  openChildren(jobId: string, taskId: string, count: number, expiresAt: number): Promise<void>;
   /**
    * One transaction: the task's completion marker (only if absent), the counters, and
    * tasksOpen += opened - 1. False when the task had already completed (nothing changed).
@@ -86,9 +92,10 @@ export function broadcastTasks(jobId: string, segments: number = fanoutSettings.
   return Array.from({ length: segments }, (_, segment) => ({ jobId, taskId: `s${segment}.0`, kind: 'scan', segment, totalSegments: segments, page: 0 }));
 }
 
-export function userTasks(jobId: string, userIds: readonly string[], perTask: number = fanoutSettings.usersPerTask): FanoutTask[] {
+/** `ts`: the pushed message's ts; connections opened after it are the persister's (no second copy). */
+export function userTasks(jobId: string, userIds: readonly string[], ts?: number, perTask: number = fanoutSettings.usersPerTask): FanoutTask[] {
   const tasks: FanoutTask[] = [];
-  for (let i = 0; i < userIds.length; i += perTask) tasks.push({ jobId, taskId: `u${i / perTask}`, kind: 'users', userIds: userIds.slice(i, i + perTask) });
+  for (let i = 0; i < userIds.length; i += perTask) tasks.push({ jobId, taskId: `u${i / perTask}`, kind: 'users', userIds: userIds.slice(i, i + perTask), ts });
   return tasks;
 }
 
@@ -122,17 +129,23 @@ export async function runFanoutTask(deps: FanoutDeps, task: FanoutTask): Promise
       children.push({ jobId: task.jobId, taskId: `${base}p`, kind: 'post', targets: records.map(({ connectionId, userId }) => ({ connectionId, userId })) });
     }
     if (nextKey) children.push({ jobId: task.jobId, taskId: `s${segment}.${page + 1}`, kind: 'scan', segment, totalSegments, page: page + 1, startKey: nextKey });
-    // Children are queued before this task completes: a crash in between queues them again
-    // under the same task ids, and their markers keep them from counting twice.
-    if (children.length > 0) await deps.queue.enqueue(children);
+    // Counted open first, then queued, then this task completes: a crash in between queues them
+    // again under the same task ids (their markers keep them from counting twice), and no child
+    // can finish the job while a sibling is still queued.
+    if (children.length > 0) {
+      await deps.jobs.openChildren(task.jobId, task.taskId, children.length, epochSeconds(deps.clock.nowMs()) + fanoutSettings.jobTtlSeconds);
+      await deps.queue.enqueue(children);
+    }
   } else {
-    const targets = task.kind === 'post' ? task.targets : await connectionsOf(deps.registry, task.userIds, deps.clock.nowMs());
+    const ts = task.kind === 'users' ? task.ts : undefined;
+    const targets =
+      task.kind === 'post' ? task.targets : await connectionsOf(deps.registry, task.userIds, deps.clock.nowMs(), (c) => ts !== undefined && c.connectedAt > ts);
     report = await deliver(deps.delivery, targets, job.payload);
     children = [];
   }
 
   const expiresAt = epochSeconds(deps.clock.nowMs()) + fanoutSettings.jobTtlSeconds;
-  const counted = await deps.jobs.completeTask(task.jobId, task.taskId, report, children.length, expiresAt);
+  const counted = await deps.jobs.completeTask(task.jobId, task.taskId, report, 0, expiresAt);
   await deps.jobs.finishIfDone(task.jobId);
   return { outcome: counted ? 'completed' : 'duplicate', report };
 }

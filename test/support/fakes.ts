@@ -523,6 +523,14 @@ export class FakeJobStore implements JobStore {
     return this.markers.has(`${jobId}/${taskId}`);
   }
 
+  async openChildren(jobId: string, taskId: string, count: number): Promise<void> {
+    await this.hook('openChildren', [jobId, taskId, count]);
+    const key = `${jobId}/${taskId}#opened`;
+    if (this.markers.has(key)) return;
+    this.markers.add(key);
+    this.jobs.get(jobId)!.tasksOpen += count;
+  }
+
   async completeTask(jobId: string, taskId: string, counts: JobCounters, opened: number): Promise<boolean> {
     await this.hook('completeTask', [jobId, taskId, counts, opened]);
     const key = `${jobId}/${taskId}`;

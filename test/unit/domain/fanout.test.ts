@@ -77,6 +77,26 @@ describe('broadcast jobs', () => {
     expect(w.sender.recipients()).toHaveLength(450);
   });
 
+  it('a child that finishes before its parent completes never ends the job early (children are opened before they are queued)', async () => {
+    const w = await world(250);
+    await startJob(w.deps, { jobId: 'j', msgId: 'm', payload: 'x' }, broadcastTasks('j', 1));
+    const root = w.queue.tasks.shift()!;
+    // The root scan dies right after queueing its children (a Lambda timeout).
+    w.jobs.hook = (method) => {
+      if (method === 'completeTask') throw new Error('Task timed out');
+    };
+    await expect(runFanoutTask(w.deps, root)).rejects.toThrow('Task timed out');
+    w.jobs.hook = () => undefined;
+    // Its post child finishes first: the job must not be done while the next scan page is queued.
+    const post = w.queue.tasks.find((t) => t.kind === 'post')!;
+    w.queue.tasks.splice(w.queue.tasks.indexOf(post), 1);
+    await runFanoutTask(w.deps, post);
+    expect((await w.jobs.getJob('j'))!.state).not.toBe('done');
+    w.queue.tasks.push(root); // SQS redelivers the root
+    await w.drain();
+    expect(await w.jobs.getJob('j')).toMatchObject({ state: 'done', targeted: 250, delivered: 250, tasksOpen: 0 });
+  });
+
   it('a duplicate delivery of a completed task changes nothing', async () => {
     const w = await world(10);
     await startJob(w.deps, { jobId: 'j', msgId: 'm', payload: 'x' }, broadcastTasks('j', 1));
@@ -96,10 +116,19 @@ describe('broadcast jobs', () => {
 });
 
 describe('user jobs', () => {
+  it('leave connections opened after the message ts to the persister (no second copy)', async () => {
+    const w = await world(0);
+    await w.registry.put(connectionRecord('early', 'ua', T0 - 1));
+    await w.registry.put(connectionRecord('late', 'ua', T0 + 1));
+    await startJob(w.deps, { jobId: 'j', msgId: 'm', payload: 'x' }, userTasks('j', ['ua'], T0));
+    await w.drain();
+    expect(w.sender.recipients()).toEqual(['early']);
+  });
+
   it('post to every connection of every listed user, 100 users per task', async () => {
     const w = await world(300);
     const users = Array.from({ length: 250 }, (_, i) => `u${i}`); // u97.. have no connection
-    const tasks = userTasks('j', users);
+    const tasks = userTasks('j', users, T0);
     expect(tasks.map((t) => (t.kind === 'users' ? t.userIds.length : 0))).toEqual([100, 100, 50]);
     await startJob(w.deps, { jobId: 'j', msgId: 'm', payload: 'x' }, tasks);
     await w.drain();
