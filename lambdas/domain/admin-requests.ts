@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isValidId } from './client-token';
+import { isReservedUserId, isValidId } from './client-token';
 import { badRequest } from './errors';
 import { assertBodySize } from './frames';
 
@@ -12,7 +12,7 @@ export const MAX_MEMBER_CHANGES = 1_000;
 export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
 
 const tokenRequest = z.strictObject({
-  userId: id,
+  userId: id.refine((u) => !isReservedUserId(u), 'must not start with "wechat:" (reserved for WeChat users)'),
   deviceId: id.optional(),
   ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS).optional(),
 });

@@ -21,6 +21,9 @@ export const isValidId = (value: unknown): value is string => typeof value === '
  * gateway will not accept (403): expired, another algorithm than HS256 (`alg: none`, HS512,
  * RS256, ...), a signature that does not verify, or missing/invalid claims.
  */
+/** WeChat users appear as `wechat:{accountId}:{openId}` in frames: no client may hold such an id. */
+export const isReservedUserId = (userId: string): boolean => userId.startsWith('wechat:');
+
 export type TokenRejection = 'malformed' | 'bad_algorithm' | 'bad_signature' | 'expired' | 'bad_claims';
 
 export class TokenRejectedError extends Error {
@@ -54,6 +57,7 @@ export async function verifyClientToken(token: string, secret: string, nowMs: nu
   }
   const deviceId = payload.did ?? DEFAULT_DEVICE_ID;
   if (!isValidId(payload.sub)) throw new TokenRejectedError('bad_claims', 'sub must be an id of 1-128 [A-Za-z0-9_.:@-]');
+  if (isReservedUserId(payload.sub)) throw new TokenRejectedError('bad_claims', 'sub must not start with "wechat:" (reserved for WeChat users)');
   if (!isValidId(deviceId)) throw new TokenRejectedError('bad_claims', 'did must be an id of 1-128 [A-Za-z0-9_.:@-]');
   return { userId: payload.sub, deviceId, expiresAt: payload.exp as number };
 }

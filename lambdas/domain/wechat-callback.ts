@@ -9,6 +9,11 @@ import { badRequest, GatewayError, tooLarge, unauthorized } from './errors';
  * finds the account, and queues what `openCallback` returns.
  */
 export const MAX_CALLBACK_BYTES = 64 * 1024;
+/**
+ * A POST's timestamp must be this close to server time. WeChat retries within seconds with the
+ * same timestamp; an old signed query (from an access log, say) cannot be replayed later.
+ */
+export const CALLBACK_TIMESTAMP_WINDOW_SECONDS = 300;
 
 export type CallbackQuery = Readonly<Record<string, string | undefined>>;
 
@@ -41,12 +46,21 @@ export interface OpenedCallback {
   dedupKey: string;
 }
 
-/** POST: checks the signature, decrypts a safe-mode body, parses the XML safely. */
-export function openCallback(account: WechatAccount, query: CallbackQuery, body: string): OpenedCallback {
+/**
+ * POST: checks the signature, decrypts a safe-mode body, parses the XML safely. An account with
+ * an EncodingAESKey takes encrypted callbacks only: the plaintext `signature` covers the query,
+ * not the body, so accepting plaintext there would let anyone who saw one signed query post
+ * anything. (An account without a key is in plaintext mode, whose bodies WeChat does not sign.)
+ */
+export function openCallback(account: WechatAccount, query: CallbackQuery, body: string, nowMs: number = Date.now()): OpenedCallback {
   if (Buffer.byteLength(body, 'utf8') > MAX_CALLBACK_BYTES) throw tooLarge(`callback body over ${MAX_CALLBACK_BYTES} bytes`);
   const timestamp = required(query, 'timestamp');
   const nonce = required(query, 'nonce');
+  if (!/^\d{1,12}$/.test(timestamp) || Math.abs(Math.floor(nowMs / 1000) - Number(timestamp)) > CALLBACK_TIMESTAMP_WINDOW_SECONDS) {
+    throw unauthorized(`timestamp is more than ${CALLBACK_TIMESTAMP_WINDOW_SECONDS} s away from server time`);
+  }
   const encrypted = account.kind === 'wecom' || query.encrypt_type === 'aes';
+  if (!encrypted && account.encodingAESKey) throw unauthorized('this account takes encrypted callbacks only (encrypt_type=aes with msg_signature)');
   let fields: Record<string, unknown>;
   if (encrypted) {
     if (!account.encodingAESKey) throw new GatewayError('bad_request', 'this account has no encodingAESKey configured for encrypted callbacks');
@@ -60,6 +74,7 @@ export function openCallback(account: WechatAccount, query: CallbackQuery, body:
     checkSignature(wechatSignature([account.token, timestamp, nonce]), required(query, 'signature'));
     fields = parseWechatXml(body, MAX_CALLBACK_BYTES);
   }
+  if (typeof fields.FromUserName !== 'string' || fields.FromUserName.length === 0) throw badRequest('FromUserName must be text');
   return { fields, dedupKey: dedupKeyOf(fields) };
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { GatewayError } from './errors';
 
@@ -333,8 +334,21 @@ export function toWechatMessage(fields: Fields): WechatMessage {
 export function dedupKeyOf(fields: Fields): string {
   // An empty MsgId is treated as absent rather than refused: refusing would make WeChat retry
   // (and then drop) a message whose other fields are fine.
-  const msgId = optional(fields, 'MsgId');
+  const msgId = optional(fields, 'MsgId') ?? optional(fields, 'MsgID'); // template-send events say MsgID
   if (msgId) return msgId;
-  const event = optional(fields, 'Event') ?? '';
-  return `${id(fields, 'FromUserName')}:${id(fields, 'CreateTime')}:${event}`;
+  // Without a MsgId, FromUserName + CreateTime + Event alone would merge distinct events of one
+  // second (two menu clicks with different EventKeys, WeCom's bulk "sys" changes). WeChat's
+  // retries resend the same XML, so the whole field set keys them exactly.
+  id(fields, 'FromUserName');
+  id(fields, 'CreateTime');
+  return `${optional(fields, 'FromUserName')}:${optional(fields, 'CreateTime')}:${optional(fields, 'Event') ?? ''}:${createHash('sha256').update(canonical(fields)).digest('hex')}`;
+}
+
+/** Field set as JSON with keys sorted at every level, so equal XML gives equal text. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }

@@ -140,6 +140,13 @@ describe('refused callbacks: clear status, fast, nothing queued', () => {
   const cases: Array<[string, () => { method: string; pathAndQuery: string; body?: string }, number]> = [
     ['a bad signature', () => ({ ...buildCallback(plainOnly, { mode: 'plain' }), pathAndQuery: buildCallback(plainOnly, { mode: 'plain' }).pathAndQuery.replace(/signature=[0-9a-f]+/, 'signature=' + 'a'.repeat(40)) }), 401],
     ['a bad msg_signature', () => ({ ...buildCallback(oa), pathAndQuery: buildCallback(oa).pathAndQuery.replace(/msg_signature=[0-9a-f]+/, 'msg_signature=' + 'b'.repeat(40)) }), 401],
+    ['a plaintext body for an account with a key, under a valid query signature (forgery)', () => {
+      const verification = new URLSearchParams(buildVerification(oa).pathAndQuery.split('?')[1]);
+      verification.delete('echostr');
+      return { method: 'POST', pathAndQuery: `/wechat/${oa.accountId}?${verification}`, body: textMessageXml(oa, { text: 'forged' }) };
+    }, 401],
+    ['a signed callback with a timestamp 10 minutes old', () => buildCallback(oa, { timestamp: String(Math.floor(Date.now() / 1000) - 600) }), 401],
+    ['FromUserName that is not text', () => buildCallback(oa, { xml: `<xml><FromUserName><a>x</a></FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><MsgId>77</MsgId></xml>` }), 400],
     ['no signature at all', () => ({ method: 'POST', pathAndQuery: `/wechat/${oa.accountId}?timestamp=1&nonce=2`, body: textMessageXml(oa) }), 401],
     ['an unknown account', () => ({ ...buildCallback(oa), pathAndQuery: buildCallback(oa).pathAndQuery.replace(oa.accountId, 'wxnosuchaccount') }), 404],
     ['another account’s receive id', () => signedWith(encryptMessage(oa.encodingAESKey!, textMessageXml(oa), 'wxsomeoneelse')), 400],

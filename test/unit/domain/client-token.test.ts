@@ -55,6 +55,11 @@ describe('client tokens', () => {
     expect(await rejection(await make())).toBe('bad_algorithm');
   });
 
+  it('rejects a sub in the WeChat users’ namespace (wechat:…) so no client can pose as one', async () => {
+    const { token } = await issueClientToken({ userId: 'wechat:wx1:oVIP', ttlSeconds: 60 }, SECRET, NOW);
+    expect(await rejection(token)).toBe('bad_claims');
+  });
+
   it('rejects a token without sub with reason "bad_claims"', async () => {
     const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(NOW / 1000 + 60).sign(key());
     expect(await rejection(token)).toBe('bad_claims');

@@ -20,12 +20,18 @@ describe('openCallback on the published vectors', () => {
   it.each(vectors.filter((v) => v.plain.startsWith('<xml')).map((v) => [v.id, v] as const))('%s: signature checked, decrypted, parsed, with its retry key', (_id, v) => {
     const body = `<xml><ToUserName><![CDATA[${v.receiveId}]]></ToUserName><Encrypt><![CDATA[${v.encrypt}]]></Encrypt></xml>`;
     const query = { timestamp: v.timestamp, nonce: v.nonce, encrypt_type: 'aes', msg_signature: v.msgSignature };
-    const opened = openCallback(accountOf(v, 'wecom'), query, body);
+    const at = Number(v.timestamp) * 1000;
+    const opened = openCallback(accountOf(v, 'wecom'), query, body, at);
     expect(opened.fields.MsgType).toBe('text');
     expect(opened.fields.Content).toBe('hello');
     expect(opened.dedupKey).toContain(String(opened.fields.MsgId));
-    expect(() => openCallback(accountOf(v, 'wecom'), { ...query, msg_signature: '0'.repeat(40) }, body)).toThrow(expect.objectContaining({ code: 'unauthorized' }));
-    expect(() => openCallback({ ...accountOf(v, 'wecom'), receiveId: 'someone-else' }, query, body)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+    expect(() => openCallback(accountOf(v, 'wecom'), { ...query, msg_signature: '0'.repeat(40) }, body, at)).toThrow(expect.objectContaining({ code: 'unauthorized' }));
+    expect(() => openCallback({ ...accountOf(v, 'wecom'), receiveId: 'someone-else' }, query, body, at)).toThrow(expect.objectContaining({ code: 'bad_request' }));
+    // The same signed query 301 s later, and a plaintext body for an account that has a key: refused.
+    expect(() => openCallback(accountOf(v, 'wecom'), query, body, at + 301_000)).toThrow(expect.objectContaining({ code: 'unauthorized', message: expect.stringContaining('300 s') }));
+    expect(() => openCallback(accountOf(v, 'oa'), { timestamp: v.timestamp, nonce: v.nonce, signature: '0'.repeat(40) }, v.plain, at)).toThrow(
+      expect.objectContaining({ code: 'unauthorized', message: expect.stringContaining('encrypted callbacks only') }),
+    );
   });
 });
 

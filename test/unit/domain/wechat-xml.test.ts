@@ -375,8 +375,15 @@ describe('dedupKeyOf', () => {
     expect(dedupKeyOf(fieldsOf('<Content>hi</Content><MsgId>4561255354251345929</MsgId>'))).toBe('4561255354251345929');
   });
 
-  it('FromUserName, CreateTime and Event for events', () => {
-    expect(dedupKeyOf(fieldsOf('<Event><![CDATA[subscribe]]></Event>'))).toBe('oFromUser:1348831860:subscribe');
+  it('FromUserName, CreateTime, Event and a hash of every field for events', () => {
+    expect(dedupKeyOf(fieldsOf('<Event><![CDATA[subscribe]]></Event>'))).toMatch(/^oFromUser:1348831860:subscribe:[0-9a-f]{64}$/);
+  });
+
+  it('keeps distinct events of one user in one second apart (another EventKey), and uses MsgID of template events', () => {
+    const click = (key: string) => dedupKeyOf(fieldsOf(`<Event><![CDATA[CLICK]]></Event><EventKey><![CDATA[${key}]]></EventKey>`));
+    expect(click('BUY')).not.toBe(click('CANCEL_ORDER'));
+    expect(click('BUY')).toBe(click('BUY'));
+    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1', Event: 'TEMPLATESENDJOBFINISH', MsgID: '1002' })).toBe('1002');
   });
 
   it('is the same for a retry and different for another event or second', () => {
@@ -393,8 +400,9 @@ describe('dedupKeyOf', () => {
   });
 
   it('a message without MsgId or Event, or with an empty MsgId, still gets a stable key', () => {
-    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1' })).toBe('u:1:');
-    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1', MsgId: '' })).toBe('u:1:');
+    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1' })).toBe(dedupKeyOf({ CreateTime: '1', FromUserName: 'u' }));
+    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1' })).toMatch(/^u:1::[0-9a-f]{64}$/);
+    expect(dedupKeyOf({ FromUserName: 'u', CreateTime: '1', MsgId: '' })).toMatch(/^u:1::[0-9a-f]{64}$/);
   });
 
   it('accepts any record (e.g. fields typed as unknown by a caller)', () => {
