@@ -4,7 +4,7 @@ import type { BenchSettings } from './settings';
 /**
  * The benchmark's users and connections: u_i sends to u_{i+1 mod n} from device 0, and every
  * device of every user is connected, so each message has an audience of all recipient devices
- * plus the sender's other devices (PROTOCOL.md §2).
+ * plus the sender's other devices (docs/protocol.md).
  */
 export interface Population {
   clients: BenchClient[];
