@@ -34,8 +34,8 @@ function httpErrors(): MiddlewareObj<HttpEvent, HttpResult> {
       if (err instanceof AdminAuthError) {
         // Which check failed, and for which key id: never the secret or the signature.
         logger.warn('admin request refused', { check: err.check, keyId: request.event.headers?.['x-wxgate-key']?.slice(0, 64), path: request.event.rawPath });
-      } else if (code === 'internal') logger.error('admin request failed', err as Error);
-      else logger.info('admin request refused', { code, reason: message });
+      } else if (code === 'internal') logger.error('HTTP request failed', { routeKey: request.event.routeKey, error: err as Error });
+      else logger.info('HTTP request refused', { routeKey: request.event.routeKey, code, reason: message });
       request.response = json(httpStatusOf[code], { error: { code, message } });
     },
   };

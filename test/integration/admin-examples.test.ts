@@ -1,8 +1,8 @@
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runChild } from '../support/child-process';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { eventually, TestClient, type Frame } from '../support/ws-test-client';
 
@@ -22,27 +22,7 @@ const EXAMPLES = join(ROOT, 'examples', 'admin');
 const WORKED_EXAMPLE_SIGNATURE = '1e2aa7eb08398746ca98f8e214f900ed96791c5271134d035a58141387e2d05b';
 const CHILD_TIMEOUT_MS = 90_000;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment a developer's shell would have: no jest NODE_OPTIONS, no stray WXGATE_* settings. */
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (name !== 'NODE_OPTIONS' && !name.startsWith('WXGATE_')) env[name] = value;
-  return { ...env, ...extra };
-}
-
-function run(command: string, args: string[], env: Record<string, string> = {}, cwd = EXAMPLES): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: childEnv(env), timeout: CHILD_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+const run = (command: string, args: string[], env: Record<string, string> = {}, cwd = EXAMPLES) => runChild(command, args, { env, cwd, timeoutMs: CHILD_TIMEOUT_MS });
 
 /** `METHOD PATH -> STATUS BODY` lines, as every example prints them. */
 function answers(stdout: string): Array<{ call: string; status: number; body: any }> {

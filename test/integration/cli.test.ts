@@ -1,9 +1,9 @@
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runChild, type Run } from '../support/child-process';
 import { startTestGateway, type TestGateway } from '../support/test-gateway';
 import { eventually, TestClient } from '../support/ws-test-client';
 
@@ -19,25 +19,7 @@ jest.setTimeout(60_000);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const WORKED_EXAMPLE_SIGNATURE = '1e2aa7eb08398746ca98f8e214f900ed96791c5271134d035a58141387e2d05b';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) if (name !== 'NODE_OPTIONS' && !name.startsWith('WXGATE_')) env[name] = value;
-  return { ...env, ...extra };
-}
-
-function run(command: string, args: string[], env: Record<string, string> = {}, cwd = ROOT): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(command, args, { cwd, env: childEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
+const run = (command: string, args: string[], env: Record<string, string> = {}, cwd = ROOT) => runChild(command, args, { env, cwd, timeoutMs: 60_000 });
 
 describe('wxgate CLI against local mode', () => {
   let gw: TestGateway;

@@ -1,20 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { parseWechatAccounts, WechatAccountsError, type WechatAccount } from '../../../lambdas/domain/wechat-accounts';
 import { openCallback, verifyUrl } from '../../../lambdas/domain/wechat-callback';
+import { wechatVectors, type WechatVector } from '../../support/wechat-vectors';
 
-interface Vector {
-  id: string;
-  token: string;
-  aesKey: string;
-  receiveId: string;
-  timestamp: string;
-  nonce: string;
-  msgSignature: string;
-  encrypt: string;
-  plain: string;
-}
-const vectors = JSON.parse(readFileSync('test/fixtures/wechat-vectors.json', 'utf8')) as Vector[];
-const accountOf = (v: Vector, kind: 'oa' | 'wecom'): WechatAccount => ({ accountId: v.receiveId, kind, token: v.token, encodingAESKey: v.aesKey, receiveId: v.receiveId });
+const vectors = wechatVectors;
+const accountOf = (v: WechatVector, kind: 'oa' | 'wecom'): WechatAccount => ({ accountId: v.receiveId, kind, token: v.token, encodingAESKey: v.aesKey, receiveId: v.receiveId });
 
 describe('openCallback on the published vectors', () => {
   it.each(vectors.filter((v) => v.plain.startsWith('<xml')).map((v) => [v.id, v] as const))('%s: signature checked, decrypted, parsed, with its retry key', (_id, v) => {

@@ -1,6 +1,4 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import {
   aesKeyOf,
   decryptMessage,
@@ -11,22 +9,10 @@ import {
   WechatCryptoError,
   type WechatCryptoFailure,
 } from '../../../lambdas/domain/wechat-crypto';
-
-interface Vector {
-  id: string;
-  src: string;
-  token: string;
-  aesKey: string;
-  receiveId: string;
-  timestamp: string;
-  nonce: string;
-  msgSignature: string;
-  encrypt: string;
-  plain: string;
-}
+import { wechatVectors } from '../../support/wechat-vectors';
 
 // See test/fixtures/README.md for where each vector comes from.
-const vectors: Vector[] = JSON.parse(readFileSync(fileURLToPath(new URL('../../fixtures/wechat-vectors.json', import.meta.url)), 'utf8'));
+const vectors = wechatVectors;
 const official = vectors.find((v) => v.id === 'wecom-official-post')!;
 const easywechat = vectors.find((v) => v.id === 'oa-easywechat')!;
 
