@@ -76,6 +76,17 @@ export const tables = {
     indexes: [],
     envVar: 'ADMIN_TABLE',
   },
+  wechat: {
+    description:
+      'WeChat API state: token#{accountId} rows (the cached access token, its expiry and the refresh lease), ' +
+      'out#{outboundId} rows (each outbound message and its delivery state) and client#{accountId}#{clientMsgId} ' +
+      'rows (idempotent submissions).',
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: 'expiresAt',
+    indexes: [],
+    envVar: 'WECHAT_TABLE',
+  },
 } as const satisfies Record<string, TableDeclaration>;
 
 export type TableId = keyof typeof tables;
@@ -130,6 +141,17 @@ export const queues = {
     maxReceiveCount: 5,
     envVar: 'WECHAT_INBOUND_QUEUE_URL',
     consumer: { function: 'wechatInbound', batchSize: 10 },
+  },
+  wechatOutbound: {
+    description:
+      'Outbound WeChat API calls (customer-service, WeCom application, template and subscribe messages), one per ' +
+      'attempt; a retry is a new message with a delay, never a sleep in the worker.',
+    fifo: false,
+    visibilityTimeoutSeconds: 180,
+    retentionDays: 4,
+    maxReceiveCount: 5,
+    envVar: 'WECHAT_OUTBOUND_QUEUE_URL',
+    consumer: { function: 'wechatOutbound', batchSize: 5, maxConcurrency: 2 },
   },
 } as const satisfies Record<string, QueueDeclaration>;
 
@@ -209,11 +231,12 @@ export const functions = {
     tables: { messages: 'read' },
   },
   uplinkPersister: {
-    description: 'Uplink queue consumer: stores each message and one inbox row per recipient, idempotently.',
+    description: 'Uplink queue consumer: stores each message and one inbox row per recipient, idempotently; hands replies to WeChat users to the outbound queue.',
     entry: 'lambdas/handlers/uplink-persister.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', wechat: 'readWrite' },
+    queues: { wechatOutbound: 'send' },
     manageConnections: true,
   },
   adminApi: {
@@ -221,11 +244,12 @@ export const functions = {
     entry: 'lambdas/handlers/admin-api.ts',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { connections: 'read', messages: 'readWrite', groups: 'readWrite', admin: 'readWrite' },
-    queues: { uplink: 'send', fanout: 'send' },
+    tables: { connections: 'read', messages: 'readWrite', groups: 'readWrite', admin: 'readWrite', wechat: 'readWrite' },
+    queues: { uplink: 'send', fanout: 'send', wechatOutbound: 'send' },
     manageConnections: true,
     jwtSecret: true,
     adminKeys: true,
+    wechatAccounts: true,
   },
   fanoutWorker: {
     description: 'Fan-out queue consumer: scans a page of connections or posts to a page, paced, and counts every outcome once.',
@@ -251,6 +275,24 @@ export const functions = {
     memoryMb: 512,
     tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
     manageConnections: true,
+  },
+  wechatOutbound: {
+    description: 'WeChat outbound queue consumer: sends one message with a cached access token, retries by error code through the queue, reports the state.',
+    entry: 'lambdas/handlers/wechat-outbound.ts',
+    timeoutSeconds: 30,
+    memoryMb: 512,
+    tables: { connections: 'read', wechat: 'readWrite' },
+    queues: { wechatOutbound: 'send' },
+    manageConnections: true,
+    wechatAccounts: true,
+  },
+  wechatLogin: {
+    description: 'WeChat login (POST /v1/login/wechat, not admin-signed): exchanges a mini-program or OAuth code for a client token.',
+    entry: 'lambdas/handlers/wechat-login.ts',
+    timeoutSeconds: 10,
+    memoryMb: 256,
+    jwtSecret: true,
+    wechatAccounts: true,
   },
   presenceCounter: {
     description: 'Connections table stream consumer: moves the presence counters exactly once per insert or removal.',
@@ -316,6 +358,9 @@ export const httpRoutes: readonly HttpRouteDeclaration[] = [
   { method: 'PUT', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
   { method: 'GET', path: '/v1/groups/{groupId}/members', function: 'adminApi' },
   { method: 'GET', path: '/v1/stats', function: 'adminApi' },
+  { method: 'POST', path: '/v1/wechat/{accountId}/messages', function: 'adminApi' },
+  { method: 'GET', path: '/v1/wechat/{accountId}/messages/{messageId}', function: 'adminApi' },
+  { method: 'POST', path: '/v1/login/wechat', function: 'wechatLogin' },
   { method: 'GET', path: '/wechat/{accountId}', function: 'wechatCallback' },
   { method: 'POST', path: '/wechat/{accountId}', function: 'wechatCallback' },
 ];
@@ -345,4 +390,8 @@ export const env = {
   wechatAccountsFile: 'WXGATE_WECHAT_ACCOUNTS',
   /** Posts per second all fan-out jobs together may make (a share of the account's @connections budget). */
   fanoutPostsPerSecond: 'FANOUT_POSTS_PER_SECOND',
+  /** Base URL of the WeChat official-account API (default https://api.weixin.qq.com); local mode and tests point it at the fake. */
+  wechatApiBase: 'WXGATE_WECHAT_API_BASE',
+  /** Base URL of the WeCom API (default https://qyapi.weixin.qq.com). */
+  wecomApiBase: 'WXGATE_WECOM_API_BASE',
 } as const;

@@ -1,6 +1,6 @@
 /**
  * WeChat accounts (docs/wechat.md): `{"<accountId>":{"kind":"oa"|"wecom","token","encodingAESKey",
- * "receiveId","appSecret"}}`, from a file in local mode and a Secrets Manager secret in AWS.
+ * "receiveId","appSecret","agentId"}}`, from a file in local mode and a Secrets Manager secret in AWS.
  * Errors name the account and the field, never a value.
  */
 export interface WechatAccount {
@@ -11,7 +11,10 @@ export interface WechatAccount {
   encodingAESKey?: string;
   /** appId (official accounts) or corpId (WeCom); default: the account id. */
   receiveId: string;
+  /** The app secret (official accounts, mini-programs) or the WeCom application's secret: needed for access tokens and login. */
   appSecret?: string;
+  /** WeCom only: the application's AgentId, needed to send application messages. */
+  agentId?: number;
 }
 
 export type WechatAccounts = ReadonlyMap<string, WechatAccount>;
@@ -50,6 +53,8 @@ export function parseWechatAccounts(text: string, source: string): WechatAccount
     if (kind === 'wecom' && a.encodingAESKey === undefined) throw new WechatAccountsError(`${where}: a WeCom account needs an encodingAESKey`);
     if (a.receiveId !== undefined && (typeof a.receiveId !== 'string' || a.receiveId.length === 0)) throw new WechatAccountsError(`${where}: receiveId must be a non-empty string`);
     if (a.appSecret !== undefined && typeof a.appSecret !== 'string') throw new WechatAccountsError(`${where}: appSecret must be a string`);
+    if (a.agentId !== undefined && !(Number.isSafeInteger(Number(a.agentId)) && Number(a.agentId) > 0)) throw new WechatAccountsError(`${where}: agentId must be a positive integer`);
+    if (a.agentId !== undefined && kind !== 'wecom') throw new WechatAccountsError(`${where}: agentId is for WeCom accounts only`);
     accounts.set(accountId, {
       accountId,
       kind,
@@ -57,6 +62,7 @@ export function parseWechatAccounts(text: string, source: string): WechatAccount
       encodingAESKey: a.encodingAESKey as string | undefined,
       receiveId: (a.receiveId as string | undefined) ?? accountId,
       appSecret: a.appSecret as string | undefined,
+      ...(a.agentId !== undefined ? { agentId: Number(a.agentId) } : {}),
     });
   }
   return accounts;
