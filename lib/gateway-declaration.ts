@@ -224,11 +224,11 @@ export const functions = {
     manageConnections: true,
   },
   wsSync: {
-    description: 'WebSocket sync: pages through the user inbox after a cursor.',
+    description: 'WebSocket sync: pages through the user inbox (or an account inbox, for its agents) after a cursor.',
     entry: 'lambdas/handlers/ws-sync.ts',
     timeoutSeconds: 10,
     memoryMb: 512,
-    tables: { messages: 'read' },
+    tables: { messages: 'read', groups: 'read' },
   },
   uplinkPersister: {
     description: 'Uplink queue consumer: stores each message and one inbox row per recipient, idempotently; hands replies to WeChat users to the outbound queue.',

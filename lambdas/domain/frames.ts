@@ -42,6 +42,11 @@ const syncSchema = z.object({
   id: clientFrameId.optional(),
   after: z.string().min(1).max(64).optional(),
   limit: z.number().int().min(1).max(MAX_SYNC_LIMIT).optional(),
+  /**
+   * Another inbox than the caller's own: `wechat:{accountId}`, the account inbox that holds every
+   * WeChat message of the account (members of the group `wechat:{accountId}` only).
+   */
+  inbox: z.string().regex(/^wechat:[A-Za-z0-9_-]{1,64}$/, 'must be "wechat:{accountId}"').optional(),
 });
 const pingSchema = z.object({ action: z.literal('ping'), id: clientFrameId.optional() });
 

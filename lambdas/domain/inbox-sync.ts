@@ -1,7 +1,8 @@
 import type { Clock } from './clock';
 import { DEFAULT_SYNC_LIMIT, type MessageFrame, type SyncFrame } from './frames';
 import { nextCursorOf, resumeCursorOf, RESUME_OVERLAP_MS, syncStartOf } from './inbox-position';
-import type { MessageStore } from './messaging-ports';
+import { forbidden } from './errors';
+import type { GroupDirectory, MessageStore } from './messaging-ports';
 
 /**
  * The `sync` route: a page of the caller's inbox. A reply is one WebSocket message, which
@@ -14,6 +15,7 @@ import type { MessageStore } from './messaging-ports';
  */
 export interface SyncDeps {
   messages: MessageStore;
+  groups: Pick<GroupDirectory, 'isMember'>;
   clock: Clock;
   overlapMs: number;
   maxReplyBytes: number;
@@ -27,11 +29,19 @@ export interface SyncPage {
 
 export const defaultSyncSettings = { overlapMs: RESUME_OVERLAP_MS, maxReplyBytes: 120 * 1024 } as const;
 
+/** Whose inbox a sync reads: the caller's, or an account inbox the caller may read (an agent of the account). */
+async function inboxOwnerOf(deps: SyncDeps, userId: string, frame: SyncFrame): Promise<string> {
+  if (frame.inbox === undefined) return userId;
+  // The account inbox of wechat:{accountId} has the group's id; its members are the account's agents.
+  if (!(await deps.groups.isMember(frame.inbox, userId))) throw forbidden(`only members of group "${frame.inbox}" may read its inbox`);
+  return frame.inbox;
+}
+
 export async function syncInbox(deps: SyncDeps, userId: string, frame: SyncFrame): Promise<SyncPage> {
   const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
   const nowMs = deps.clock.nowMs();
   const { start, floor } = syncStartOf(frame.after, nowMs, deps.overlapMs);
-  const { rows, more } = await deps.messages.readInbox(userId, start, limit, nowMs);
+  const { rows, more } = await deps.messages.readInbox(await inboxOwnerOf(deps, userId, frame), start, limit, nowMs);
 
   const messages: MessageFrame[] = [];
   let bytes = 0;

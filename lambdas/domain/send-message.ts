@@ -71,7 +71,11 @@ export async function audienceOf(groups: GroupDirectory, from: string, to: Queue
   const sender = origin === undefined ? [from] : [];
   if ('users' in to) return [...new Set([...to.users, ...sender])];
   if ('user' in to) return [...new Set([to.user, ...sender])];
-  if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...sender])];
+  // A WeChat user's message is also kept in the account inbox (the group's own id, a reserved
+  // user id), so that it is stored even when no agent is a member yet, and an agent who joins
+  // later reads it there (`sync` with `inbox`).
+  const accountInbox = origin === 'wechat' && 'group' in to ? [to.group] : [];
+  if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...accountInbox, ...sender])];
   return sender;
 }
 

@@ -77,7 +77,7 @@ export const sendDeps = (): SendDeps => ({
   dedupWindowSeconds: DEDUP_WINDOW_SECONDS,
 });
 
-export const syncDeps = (): SyncDeps => ({ messages: messageStore(), clock: systemClock, ...defaultSyncSettings });
+export const syncDeps = (): SyncDeps => ({ messages: messageStore(), groups: groupDirectory(), clock: systemClock, ...defaultSyncSettings });
 
 /** A stable pseudo-random share of msgIds, so the same messages fail on every run. */
 const inShare = (msgId: string, ratio: number) => createHash('sha256').update(msgId).digest().readUInt32BE(0) / 0x1_0000_0000 < ratio;

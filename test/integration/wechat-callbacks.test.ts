@@ -119,6 +119,23 @@ describe('messages reach the agents', () => {
     expect(page.messages.map((m: Frame) => wechatFields(m).Content)).toContain('while you were away');
     late.socket.terminate();
   });
+
+  it('a callback to an account with no agent yet is kept in the account inbox, which an agent who joins later reads', async () => {
+    const lonely = accounts.get('wxplaintextonly')!;
+    await adminRequest(url, 'PUT', `/v1/groups/wechat:${lonely.accountId}/members`, { remove: [`agent-${lonely.accountId}`] });
+    const answer = await post(buildCallback(lonely, { mode: 'plain', text: 'nobody is listening' }));
+    expect(answer).toMatchObject({ status: 200, text: 'success' });
+    await tg.gateway.drainQueues();
+
+    const outsider = await TestClient.as(tg.gateway.wsUrl, 'agent-newcomer', 'console');
+    const refused = await outsider.request({ action: 'sync', inbox: `wechat:${lonely.accountId}` });
+    expect(refused).toMatchObject({ type: 'error', code: 'forbidden' });
+    await adminRequest(url, 'PUT', `/v1/groups/wechat:${lonely.accountId}/members`, { add: ['agent-newcomer'] });
+    const page = await outsider.request({ action: 'sync', inbox: `wechat:${lonely.accountId}` });
+    expect(page.messages.map((m: Frame) => wechatFields(m).Content)).toContain('nobody is listening');
+    outsider.socket.terminate();
+    await adminRequest(url, 'PUT', `/v1/groups/wechat:${lonely.accountId}/members`, { add: [`agent-${lonely.accountId}`] });
+  });
 });
 
 describe('refused callbacks: clear status, fast, nothing queued', () => {

@@ -88,7 +88,7 @@ function frame(msgId: string, body: unknown = 'x'): MessageFrame {
 function syncSetup(maxReplyBytes = 120 * 1024) {
   const clock = new ManualClock(T0);
   const messages = new FakeMessageStore();
-  const deps: SyncDeps = { messages, clock, overlapMs: OVERLAP, maxReplyBytes };
+  const deps: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes };
   const nextPosition = monotonicFactory();
   /** Stores a frame in u2's inbox at a fresh position, `atMs` on the clock. */
   const store = async (f: MessageFrame, atMs: number, expiresAt = Math.floor(atMs / 1000) + 86_400) => {
@@ -218,7 +218,7 @@ describe('the sync guarantee: a message stored late is never missed', () => {
       newPosition: (nowMs) => nextPosition(nowMs),
       inboxTtlSeconds: 86_400,
     };
-    const sync: SyncDeps = { messages, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
+    const sync: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
     // A is sent (and acked) first, by u3; B a second later, by u1. Both to u2, different conversations.
     const a = { msgId: ulid(T0), from: 'u3', fromDevice: 'd', fromConnection: 'c3', to: { user: 'u2' }, body: 'A', ts: T0 };
     const b = { msgId: ulid(T0 + 1000), from: 'u1', fromDevice: 'd', fromConnection: 'c1', to: { user: 'u2' }, body: 'B', ts: T0 + 1000 };
@@ -237,5 +237,64 @@ describe('the sync guarantee: a message stored late is never missed', () => {
     expect(resumed.messages.map((m) => m.msgId)).toContain(a.msgId);
     // Inbox order is storage order, not msgId order.
     expect(messages.inboxOf('u2').map((r) => r.frame.msgId)).toEqual([b.msgId, a.msgId]);
+  });
+});
+
+describe('the account inbox of a WeChat account', () => {
+  function setup() {
+    const clock = new ManualClock(T0);
+    const messages = new FakeMessageStore(() => clock.nowMs());
+    const registry = new FakeConnectionRegistry();
+    const groups = new FakeGroupDirectory();
+    const nextPosition = monotonicFactory();
+    const persist: PersistDeps = {
+      messages,
+      groups,
+      registry,
+      delivery: fakeDeliveryDeps(new FakeConnectionSender(), registry),
+      clock,
+      newPosition: (nowMs) => nextPosition(nowMs),
+      inboxTtlSeconds: 86_400,
+    };
+    const sync: SyncDeps = { messages, groups, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
+    const callback = (n: number) => ({
+      msgId: ulid(T0 + n),
+      from: 'wechat:acc:oUser',
+      fromDevice: 'wechat',
+      fromConnection: 'wechat',
+      to: { group: 'wechat:acc' },
+      body: { wechat: { MsgType: 'text', Content: `m${n}`, MsgId: String(n) } },
+      ts: T0 + n,
+      origin: 'wechat' as const,
+    });
+    return { clock, messages, groups, persist, sync, callback };
+  }
+
+  it('keeps a callback that arrived while the account had no agent, for the agent who joins later', async () => {
+    const { groups, persist, sync, callback, messages } = setup();
+    const first = callback(1);
+    expect((await persistMessage(persist, first, 1)).outcome).toBe('stored');
+    expect(messages.inboxOf('wechat:acc').map((r) => r.frame.msgId)).toEqual([first.msgId]);
+
+    await groups.addMembers('wechat:acc', ['agent1']);
+    const page = await syncInbox(sync, 'agent1', { action: 'sync', inbox: 'wechat:acc' });
+    expect(page.messages.map((m) => m.msgId)).toEqual([first.msgId]);
+    // Not in the agent's own inbox: it was not a member when the message was stored.
+    expect((await syncInbox(sync, 'agent1', { action: 'sync' })).messages).toEqual([]);
+  });
+
+  it('stores a callback once in the account inbox and once per agent', async () => {
+    const { groups, persist, callback, messages } = setup();
+    await groups.addMembers('wechat:acc', ['agent1', 'agent2']);
+    const m = callback(2);
+    await persistMessage(persist, m, 1);
+    await persistMessage(persist, m, 2); // a redelivery changes nothing
+    for (const owner of ['wechat:acc', 'agent1', 'agent2']) expect(messages.inboxOf(owner).map((r) => r.frame.msgId)).toEqual([m.msgId]);
+  });
+
+  it('refuses the account inbox to a user who is not an agent of the account', async () => {
+    const { persist, sync, callback } = setup();
+    await persistMessage(persist, callback(3), 1);
+    await expect(syncInbox(sync, 'u9', { action: 'sync', inbox: 'wechat:acc' })).rejects.toMatchObject({ code: 'forbidden' });
   });
 });
