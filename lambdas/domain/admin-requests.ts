@@ -38,13 +38,16 @@ export type TokenRequestBody = z.infer<typeof tokenRequest>;
 export type PushRequestBody = z.infer<typeof pushRequest>;
 export type MembersRequestBody = z.infer<typeof membersRequest>;
 
-export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: string): z.infer<(typeof schemas)[K]> {
-  let value: unknown;
+export function parseJson(raw: string): unknown {
   try {
-    value = JSON.parse(raw || 'null');
+    return JSON.parse(raw || 'null');
   } catch {
     throw badRequest('body is not valid JSON');
   }
+}
+
+export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: string): z.infer<(typeof schemas)[K]> {
+  const value = parseJson(raw);
   const result = schemas[kind].safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0];

@@ -5,6 +5,7 @@ import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryRe
 import { MAX_ROW_WRITE_AGE_MS } from './inbox-position';
 import type { GroupDirectory, MessageStore, QueuedMessage } from './messaging-ports';
 import { audienceOf, messageFrameOf, openedAfter } from './send-message';
+import { serviceMessageOf, submitOutbound, type SubmitDeps } from './wechat-outbound';
 
 /**
  * The uplink persister: stores one queued message and one inbox row per audience member
@@ -18,7 +19,8 @@ import { audienceOf, messageFrameOf, openedAfter } from './send-message';
  *   2. The audience is cut into chunks of STORE_CHUNK_SIZE (one BatchWriteItem). For each chunk
  *      not yet done: delete its rows at every earlier position (a dead attempt may have written
  *      some), write them at this position, then record the chunk as done at this position.
- *   3. `stored`, then push to audience connections opened after the message's ts (send served
+ *   3. A reply to a WeChat user is handed to the outbound queue (wechat-outbound.ts).
+ *   4. `stored`, then push to audience connections opened after the message's ts (send served
  *      the others; see send-message.ts).
  *
  * Hence: a member never has two visible rows of one message at once (delete before write), a
@@ -42,6 +44,11 @@ export interface PersistDeps {
   clock: Clock;
   newPosition: (nowMs: number) => string;
   inboxTtlSeconds: number;
+  /**
+   * Where an agent's reply to a WeChat user goes once stored (wechat-outbound.ts). Absent where
+   * no such message can arrive (the WeChat inbound consumer).
+   */
+  outbound?: SubmitDeps;
   /** Test-only fault injection: throw after the first chunk's rows are written (see config). */
   injectFault?: (message: QueuedMessage, attempt: number) => boolean;
 }
@@ -83,6 +90,18 @@ export async function persistMessage(deps: PersistDeps, message: QueuedMessage, 
     await deps.messages.putInboxRows(chunk, position, frame, expiresAt, notAfterMs);
     if (index === 0 && deps.injectFault?.(message, attempt)) throw new InjectedFaultError(message.msgId);
     await deps.messages.markChunkStored(message.msgId, index, position);
+  }
+  if ('wechat' in message.to) {
+    // Before `stored`: a crash here is redelivered and submits again (idempotent on the msgId).
+    if (!deps.outbound) throw new Error(`message ${message.msgId} is for a WeChat user, and this consumer cannot send to WeChat`);
+    await submitOutbound(deps.outbound, {
+      id: message.msgId,
+      accountId: message.to.wechat.accountId,
+      openId: message.to.wechat.openId,
+      kind: 'service',
+      message: serviceMessageOf(message.body),
+      requester: message.from,
+    });
   }
   await deps.messages.markStored(message.msgId);
 

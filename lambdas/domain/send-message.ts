@@ -3,7 +3,9 @@ import { epochSeconds } from './clock';
 import type { ConnectionIdentity } from './connection-lifecycle';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, postWithRetry, type DeliveryDeps, type DeliveryReport } from './delivery';
-import { badRequest, forbidden, GatewayError } from './errors';
+import { forbidden, GatewayError } from './errors';
+import { agentGroupOf } from './wechat-callback';
+import { serviceMessageOf } from './wechat-outbound';
 import type { MessageFrame, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
@@ -76,7 +78,9 @@ export async function audienceOf(groups: GroupDirectory, from: string, to: Queue
   // later reads it there (`sync` with `inbox`).
   const accountInbox = origin === 'wechat' && 'group' in to ? [to.group] : [];
   if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...accountInbox, ...sender])];
-  return sender;
+  // An agent's reply to a WeChat user: every agent of the account sees it, and the account inbox keeps the conversation.
+  const agents = agentGroupOf(to.wechat.accountId);
+  return [...new Set([...(await groups.members(agents)), agents, ...sender])];
 }
 
 type Claimed = { role: 'owner'; msgId: string; ts: number } | { role: 'duplicate'; msgId: string; ts: number };
@@ -121,7 +125,12 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
       afterAckFailures.push({ step: 'ack', error });
     }
   };
-  if ('wechat' in to) throw badRequest('sending to WeChat users is not enabled on this gateway yet');
+  if ('wechat' in to) {
+    // Only the account's agents answer its WeChat users; the body must be a message WeChat takes.
+    const agents = agentGroupOf(to.wechat.accountId);
+    if (!(await deps.groups.isMember(agents, caller.userId))) throw forbidden(`only members of group "${agents}" (the account's agents) may send to its WeChat users`);
+    serviceMessageOf(frame.body);
+  }
   if ('group' in to && !(await deps.groups.isMember(to.group, caller.userId))) {
     throw forbidden(`only members of group "${to.group}" may send to it`);
   }

@@ -1,11 +1,14 @@
 import { verifyAdminRequest } from '../domain/admin-auth';
 import { adminPush } from '../domain/admin-push';
-import { pageLimit, parseRequestBody, pathId } from '../domain/admin-requests';
+import { pageLimit, parseJson, parseRequestBody, pathId } from '../domain/admin-requests';
+import { adminOutboundOf, callFor, outboundIdOf, outboundView, submitOutbound } from '../domain/wechat-outbound';
+import { outboundStore, outboundSubmitDeps } from '../runtime/wechat-dependencies';
+import { loadWechatAccounts } from '../runtime/wechat-accounts-source';
 import { issueClientToken } from '../domain/client-token';
 import { GatewayError, tooLarge } from '../domain/errors';
 import { readPresence } from '../domain/presence';
 import { loadAdminKeys } from '../runtime/admin-keys-source';
-import { adminPushDeps, adminStore, connectionRegistry, connectionSender, groupDirectory, presenceStore } from '../runtime/dependencies';
+import { adminPushDeps, adminStore, connectionRegistry, connectionSender, groupDirectory, newMessageId, presenceStore } from '../runtime/dependencies';
 import { httpRoute, json, type HttpEvent, type HttpResult } from '../runtime/http-route';
 import { loadJwtSecret } from '../runtime/jwt-secret';
 import { countMetric, withMetrics } from '../runtime/observability';
@@ -77,7 +80,32 @@ const routes: Record<string, Route> = {
   },
 
   'GET /v1/stats': async () => json(200, await readPresence(presenceStore())),
+
+  'POST /v1/wechat/{accountId}/messages': async (event, body) => {
+    const account = await configuredAccount(event.pathParameters?.accountId);
+    const request = adminOutboundOf(parseJson(body));
+    const id = request.clientMsgId ? outboundIdOf(account.accountId, request.clientMsgId) : newMessageId(Date.now());
+    callFor(account, { ...request, id }); // a message this account cannot send is a 400 now, not a failed state later
+    const record = await submitOutbound(outboundSubmitDeps(), { id, accountId: account.accountId, ...request });
+    countMetric('wechatOutboundSubmitted');
+    return json(202, { messageId: record.id, state: record.state });
+  },
+
+  'GET /v1/wechat/{accountId}/messages/{messageId}': async (event) => {
+    const accountId = pathId(event.pathParameters?.accountId, 'accountId');
+    const messageId = pathId(event.pathParameters?.messageId, 'messageId');
+    const record = await outboundStore().get(messageId);
+    if (!record || record.accountId !== accountId) throw new GatewayError('not_found', `no message ${messageId} for account ${accountId}`);
+    return json(200, outboundView(record));
+  },
 };
+
+async function configuredAccount(raw: string | undefined) {
+  const accountId = pathId(raw, 'accountId');
+  const account = (await loadWechatAccounts()).get(accountId);
+  if (!account) throw new GatewayError('not_found', `no WeChat account ${accountId} is configured`);
+  return account;
+}
 
 export const handler = httpRoute(async (event) => {
   countMetric('adminRequests'); // every invocation has a metric to flush, refused ones too

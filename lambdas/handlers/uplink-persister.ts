@@ -3,6 +3,7 @@ import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseQueuedMessage } from '../domain/queued-message';
 import { persistMessage, type PersistDeps } from '../domain/persist-message';
 import { persistDeps } from '../runtime/dependencies';
+import { outboundSubmitDeps } from '../runtime/wechat-dependencies';
 import { observed } from '../runtime/middleware';
 import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
 
@@ -24,6 +25,6 @@ async function storeRecord(deps: PersistDeps, record: SQSRecord): Promise<void> 
 }
 
 export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) => {
-  const deps = persistDeps();
+  const deps = { ...persistDeps(), outbound: outboundSubmitDeps() };
   return processPartialResponse(event, (record: SQSRecord) => storeRecord(deps, record), processor, { context, skipGroupOnError: true });
 }).use(withMetrics());

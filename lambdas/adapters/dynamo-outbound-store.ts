@@ -1,0 +1,99 @@
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { OutboundRecord, OutboundStore } from '../domain/wechat-outbound';
+
+/**
+ * Outbound WeChat messages in the wechat table (lib/gateway-declaration.ts `tables.wechat`):
+ *   out#{id} / out    the record and its delivery state (TTL: 7 days)
+ * Every transition is one conditional write on (state, attempt), so two workers holding copies
+ * of one queue message cannot both send, and a late worker cannot overwrite a settled state.
+ */
+const key = (id: string) => ({ pk: `out#${id}`, sk: 'out' });
+const isConditionFailure = (err: unknown) => err instanceof ConditionalCheckFailedException;
+
+function recordOf(item: Record<string, unknown>): OutboundRecord {
+  const { pk: _pk, sk: _sk, expiresAt: _ttl, ...record } = item;
+  return record as unknown as OutboundRecord;
+}
+
+export class DynamoOutboundStore implements OutboundStore {
+  constructor(
+    private readonly client: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async create(record: OutboundRecord, expiresAt: number): Promise<OutboundRecord> {
+    try {
+      await this.client.send(
+        new PutCommand({ TableName: this.tableName, Item: { ...key(record.id), ...record, expiresAt }, ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return record;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const stored = await this.get(record.id);
+      if (!stored) throw new Error(`outbound record ${record.id} exists and vanished (TTL) while being read; retry`);
+      return stored;
+    }
+  }
+
+  async get(id: string): Promise<OutboundRecord | undefined> {
+    const out = await this.client.send(new GetCommand({ TableName: this.tableName, Key: key(id), ConsistentRead: true }));
+    return out.Item ? recordOf(out.Item) : undefined;
+  }
+
+  async claim(id: string, attempt: number, nowMs: number, leaseUntilMs: number): Promise<OutboundRecord | undefined> {
+    try {
+      const out = await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key(id),
+          UpdateExpression: 'SET #state = :sending, untilMs = :lease, updatedAt = :now',
+          ConditionExpression: 'attempt = :attempt AND (#state IN (:queued, :retrying) OR (#state = :sending AND untilMs < :now))',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: { ':sending': 'sending', ':queued': 'queued', ':retrying': 'retrying', ':lease': leaseUntilMs, ':now': nowMs, ':attempt': attempt },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return recordOf(out.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async settle(
+    id: string,
+    attempt: number,
+    update: Pick<OutboundRecord, 'state' | 'untilMs'> & Partial<Pick<OutboundRecord, 'errcode' | 'errmsg' | 'sentAt'>>,
+    nowMs: number,
+  ): Promise<boolean> {
+    const sets = ['#state = :state', 'untilMs = :until', 'updatedAt = :now'];
+    const values: Record<string, unknown> = { ':state': update.state, ':until': update.untilMs, ':now': nowMs, ':attempt': attempt, ':sending': 'sending' };
+    if (update.state === 'retrying') {
+      sets.push('attempt = :next');
+      values[':next'] = attempt + 1;
+    }
+    for (const field of ['errcode', 'errmsg', 'sentAt'] as const) {
+      if (update[field] === undefined) continue;
+      sets.push(`${field} = :${field}`);
+      values[`:${field}`] = update[field];
+    }
+    try {
+      await this.client.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: key(id),
+          // A sent message shows no error left over from an earlier attempt.
+          UpdateExpression: `SET ${sets.join(', ')}${update.state === 'sent' ? ' REMOVE errcode, errmsg' : ''}`,
+          ConditionExpression: '#state = :sending AND attempt = :attempt',
+          ExpressionAttributeNames: { '#state': 'state' },
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { OutboundJob, OutboundQueue } from '../domain/wechat-outbound';
+
+/** The standard `wechatOutbound` queue: one message per attempt; a retry's wait is the message's DelaySeconds (at most 900). */
+export class SqsWechatOutboundQueue implements OutboundQueue {
+  constructor(
+    private readonly client: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async enqueue(job: OutboundJob, delaySeconds: number): Promise<void> {
+    await this.client.send(
+      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(job), DelaySeconds: Math.min(900, Math.max(0, Math.round(delaySeconds))) }),
+    );
+  }
+}

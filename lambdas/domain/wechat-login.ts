@@ -1,0 +1,64 @@
+import { z } from 'zod';
+import { isValidId } from './client-token';
+import { badRequest, GatewayError, unauthorized } from './errors';
+import type { WechatAccounts } from './wechat-accounts';
+import { WechatApiError, WechatNetworkError, type WechatLoginApi } from './wechat-api';
+
+/**
+ * WeChat login (docs/wechat.md, "WeChat login"): an app exchanges a mini-program code
+ * (`wx.login`) or a web OAuth2 code for a wxgate client token. WeChat's session key and OAuth
+ * access token stay inside the adapter; the app gets a token, its expiry and its user id.
+ *
+ * The user id is stable: `wxu:{unionId}` when WeChat gives a unionId (the same person across
+ * the accounts of one open-platform developer, so a user who signs in to a mini-program and a
+ * web page is one wxgate user), else `wxo:{accountId}:{openId}` (openIds differ per account).
+ */
+export const LOGIN_TOKEN_TTL_SECONDS = 24 * 3600;
+
+const loginRequest = z.strictObject({
+  accountId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configured account id'),
+  code: z.string().min(1).max(256),
+  kind: z.enum(['miniprogram', 'oauth']),
+  deviceId: z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]').optional(),
+});
+export type LoginRequest = z.infer<typeof loginRequest>;
+
+export function parseLoginRequest(value: unknown): LoginRequest {
+  const result = loginRequest.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw badRequest(`${issue?.path.length ? issue.path.join('.') : 'body'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return result.data;
+}
+
+export function userIdOf(accountId: string, identity: { openId: string; unionId?: string }): string {
+  const userId = identity.unionId ? `wxu:${identity.unionId}` : `wxo:${accountId}:${identity.openId}`;
+  if (!isValidId(userId)) throw new GatewayError('internal', 'WeChat answered an openid/unionid wxgate cannot use as a user id');
+  return userId;
+}
+
+export interface LoginDeps {
+  accounts: () => Promise<WechatAccounts>;
+  api: WechatLoginApi;
+  issueToken: (request: { userId: string; deviceId?: string; ttlSeconds: number }) => Promise<{ token: string; expiresAt: number }>;
+}
+
+export async function loginWithWechat(deps: LoginDeps, request: LoginRequest): Promise<{ token: string; expiresAt: number; userId: string }> {
+  const account = (await deps.accounts()).get(request.accountId);
+  if (!account) throw new GatewayError('not_found', `no WeChat account ${request.accountId} is configured`);
+  if (account.kind !== 'oa') throw badRequest(`account ${request.accountId} is a WeCom account; login takes official-account and mini-program codes`);
+  if (!account.appSecret) throw new GatewayError('internal', `account ${request.accountId} has no appSecret configured, which login needs`);
+  let identity: { openId: string; unionId?: string };
+  try {
+    identity = await deps.api.exchangeCode(account, request.kind, request.code);
+  } catch (err) {
+    // A bad, expired or used code (40029, 40163, ...) is the caller's: 401 with WeChat's code.
+    if (err instanceof WechatApiError) throw unauthorized(`WeChat refused the code: error ${err.errcode}${err.errmsg ? ` (${err.errmsg})` : ''}`);
+    if (err instanceof WechatNetworkError) throw new GatewayError('internal', 'WeChat did not answer; try again with a new code');
+    throw err;
+  }
+  const userId = userIdOf(request.accountId, identity);
+  const issued = await deps.issueToken({ userId, deviceId: request.deviceId, ttlSeconds: LOGIN_TOKEN_TTL_SECONDS });
+  return { ...issued, userId };
+}

@@ -1,0 +1,301 @@
+import { createHash } from 'node:crypto';
+import type { Clock } from './clock';
+import { epochSeconds } from './clock';
+import type { ConnectionRegistry } from './connection-registry';
+import { connectionsOf, deliver, type DeliveryDeps } from './delivery';
+import { badRequest, GatewayError } from './errors';
+import type { WechatAccounts, WechatAccount } from './wechat-accounts';
+import { WechatApiError, WechatNetworkError, type AccessTokens, type OutboundCall, type WechatApiReply, type WechatMessagingApi } from './wechat-api';
+import { NETWORK_FAILURE, retryDecision, ruleFor, type RetryRule } from './wechat-retry-policy';
+
+/**
+ * Outbound WeChat messages (docs/wechat.md, "Answering WeChat users"): an agent's reply from a
+ * WebSocket, or a backend's message from the admin API, becomes an outbound record with a
+ * delivery state, and one queue message per attempt. The worker sends it with a cached access
+ * token and decides by error code (wechat-retry-policy.ts) whether it is sent, failed, or tried
+ * again later through the queue. Every state change is visible: `GET` on the admin API, and a
+ * `status` frame to the devices of the WebSocket user who sent it.
+ *
+ * One attempt at a time: the worker claims the record for (state, attempt) with a conditional
+ * write and a lease, so duplicate queue messages (standard queues redeliver) never send twice.
+ * What cannot be made exactly-once: a worker that dies after WeChat accepted a call and before
+ * it recorded `sent` leaves the claim to expire, and the message is sent again. Template
+ * messages carry `client_msg_id`, which WeChat de-duplicates for 10 minutes; customer-service
+ * and WeCom messages have no such key (documented as at-least-once in that window).
+ */
+
+/** How the message is sent: a customer-service / WeCom application message, a template or a subscribe message. */
+export type OutboundKind = 'service' | 'template' | 'subscribe';
+
+export type OutboundState = 'queued' | 'sending' | 'retrying' | 'sent' | 'failed';
+
+export interface OutboundRecord {
+  id: string;
+  accountId: string;
+  /** The WeChat user: an openId (official accounts, mini-programs) or a WeCom user id. */
+  openId: string;
+  kind: OutboundKind;
+  /** WeChat's fields for the call, without `touser` / `agentid` (added at send time). */
+  message: Record<string, unknown>;
+  /** The WebSocket user who sent it (status frames go to their devices); absent for the admin API. */
+  requester?: string;
+  /** The admin API's idempotency key; template messages pass it to WeChat as client_msg_id. */
+  clientMsgId?: string;
+  state: OutboundState;
+  /** The attempt the queue message in flight carries (1-based). */
+  attempt: number;
+  /** While `sending`: the claim's expiry. While `retrying`: when the next attempt is due. */
+  untilMs: number;
+  errcode?: number;
+  errmsg?: string;
+  createdAt: number;
+  updatedAt: number;
+  sentAt?: number;
+}
+
+export interface OutboundJob {
+  id: string;
+  attempt: number;
+}
+
+export interface OutboundStore {
+  /** Creates the record unless one with this id exists; answers the record that is stored. */
+  create(record: OutboundRecord, expiresAt: number): Promise<OutboundRecord>;
+  get(id: string): Promise<OutboundRecord | undefined>;
+  /**
+   * Claims attempt `attempt` for sending until `leaseUntilMs`: only if the record is at that
+   * attempt and `queued`/`retrying`, or `sending` with an expired claim (its worker died).
+   */
+  claim(id: string, attempt: number, nowMs: number, leaseUntilMs: number): Promise<OutboundRecord | undefined>;
+  /** Ends the claimed attempt: `sent` or `failed` (final), or `retrying` at attempt + 1. Conditional on the claim. */
+  settle(id: string, attempt: number, update: Pick<OutboundRecord, 'state' | 'untilMs'> & Partial<Pick<OutboundRecord, 'errcode' | 'errmsg' | 'sentAt'>>, nowMs: number): Promise<boolean>;
+}
+
+export interface OutboundQueue {
+  enqueue(job: OutboundJob, delaySeconds: number): Promise<void>;
+}
+
+export interface OutboundStatusFrame {
+  type: 'status';
+  msgId: string;
+  state: 'sent' | 'failed';
+  /** WeChat's error code, when WeChat refused it. */
+  errcode?: number;
+  message?: string;
+}
+
+/** Claims outlive the worker's 30 s timeout, so a live worker never loses its claim mid-call. */
+export const SEND_LEASE_MS = 60_000;
+/** Outbound records are kept this long for `GET` (and de-duplication of clientMsgId). */
+export const OUTBOUND_RECORD_TTL_SECONDS = 7 * 86_400;
+
+export interface SubmitDeps {
+  store: OutboundStore;
+  queue: OutboundQueue;
+  clock: Clock;
+}
+
+export interface OutboundRequest {
+  id: string;
+  accountId: string;
+  openId: string;
+  kind: OutboundKind;
+  message: Record<string, unknown>;
+  requester?: string;
+  clientMsgId?: string;
+}
+
+/**
+ * Records the message (idempotently: the same id answers the record already stored) and queues
+ * its first attempt. Queueing again for an existing record is harmless (the claim drops a second
+ * copy) and is what makes a retried submission after a crash between the two steps safe.
+ */
+export async function submitOutbound(deps: SubmitDeps, request: OutboundRequest): Promise<OutboundRecord> {
+  const now = deps.clock.nowMs();
+  const record = await deps.store.create(
+    { ...request, state: 'queued', attempt: 1, untilMs: 0, createdAt: now, updatedAt: now },
+    epochSeconds(now) + OUTBOUND_RECORD_TTL_SECONDS,
+  );
+  if (record.state === 'queued' || record.state === 'retrying') await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, 0);
+  return record;
+}
+
+/** WeChat's customer-service message from a client's `body`: `{"text":"…"}`, or WeChat's own fields `{"msgtype":"image","image":{…}}`. */
+export function serviceMessageOf(body: unknown): Record<string, unknown> {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const fields = body as Record<string, unknown>;
+    if (typeof fields.text === 'string' && Object.keys(fields).length === 1) {
+      if (fields.text.length === 0) throw badRequest('body.text must not be empty');
+      return { msgtype: 'text', text: { content: fields.text } };
+    }
+    if (typeof fields.msgtype === 'string' && /^[a-z_]{1,32}$/.test(fields.msgtype) && typeof fields[fields.msgtype] === 'object' && fields[fields.msgtype] !== null) {
+      if ('touser' in fields || 'agentid' in fields) throw badRequest('body must not carry touser or agentid: the gateway sets them');
+      return fields;
+    }
+  }
+  throw badRequest('a message to a WeChat user needs body {"text":"…"} or WeChat fields {"msgtype":"<type>","<type>":{…}}');
+}
+
+const MAX_OPEN_ID = 128;
+
+/** Parses the admin API's `POST /v1/wechat/{accountId}/messages` body into a request (without id). */
+export function adminOutboundOf(body: unknown): { openId: string; kind: OutboundKind; message: Record<string, unknown>; clientMsgId?: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('body must be a JSON object');
+  const { openId, clientMsgId, ...fields } = body as Record<string, unknown>;
+  if (typeof openId !== 'string' || openId.length === 0 || openId.length > MAX_OPEN_ID) throw badRequest(`openId must be a string of 1-${MAX_OPEN_ID} characters`);
+  if (clientMsgId !== undefined && (typeof clientMsgId !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(clientMsgId))) {
+    throw badRequest('clientMsgId must be 1-32 characters of [A-Za-z0-9_-]');
+  }
+  const msgtype = fields.msgtype;
+  if (msgtype === 'template' || msgtype === 'subscribe') {
+    const spec = fields[msgtype];
+    if (Object.keys(fields).length !== 2 || typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+      throw badRequest(`a ${msgtype} message is {"openId","msgtype":"${msgtype}","${msgtype}":{"template_id","data",…}}`);
+    }
+    const s = spec as Record<string, unknown>;
+    if (typeof s.template_id !== 'string' || s.template_id.length === 0) throw badRequest(`${msgtype}.template_id is required`);
+    if (typeof s.data !== 'object' || s.data === null) throw badRequest(`${msgtype}.data must be an object`);
+    if ('touser' in s || 'client_msg_id' in s) throw badRequest(`${msgtype} must not carry touser or client_msg_id: use openId and clientMsgId`);
+    return { openId, kind: msgtype, message: s, clientMsgId: clientMsgId as string | undefined };
+  }
+  return { openId, kind: 'service', message: serviceMessageOf(fields), clientMsgId: clientMsgId as string | undefined };
+}
+
+/** The record id of an admin submission with a clientMsgId: the same key names the same record. */
+export const outboundIdOf = (accountId: string, clientMsgId: string): string =>
+  'c' + createHash('sha256').update(`${accountId}\n${clientMsgId}`).digest('hex').slice(0, 25);
+
+/** What `GET /v1/wechat/{accountId}/messages/{messageId}` shows. */
+export function outboundView(record: OutboundRecord) {
+  const { id, accountId, openId, kind, state, attempt, errcode, errmsg, createdAt, updatedAt, sentAt, clientMsgId } = record;
+  return { messageId: id, accountId, openId, kind, state, attempts: attempt, clientMsgId, errcode, errmsg, createdAt, updatedAt, sentAt };
+}
+
+export interface OutboundWorkerDeps {
+  store: OutboundStore;
+  queue: OutboundQueue;
+  accounts: () => Promise<WechatAccounts>;
+  tokens: AccessTokens;
+  api: WechatMessagingApi;
+  clock: Clock;
+  random: () => number;
+  /** Tells the requester's devices; failures are the caller's to log, never a reason to resend. */
+  notify: (record: OutboundRecord, frame: OutboundStatusFrame) => Promise<void>;
+}
+
+export type OutboundOutcome = 'sent' | 'failed' | 'retrying' | 'skipped';
+
+/** The call and its payload for an account; a WeCom account sends application messages with its AgentId. */
+export function callFor(account: WechatAccount, record: Pick<OutboundRecord, 'kind' | 'openId' | 'message' | 'id' | 'clientMsgId'>): { call: OutboundCall; payload: Record<string, unknown> } {
+  if (account.kind === 'wecom') {
+    if (record.kind !== 'service') throw new GatewayError('bad_request', `WeCom account "${account.accountId}" sends application messages only, not ${record.kind} messages`);
+    if (account.agentId === undefined) throw new GatewayError('bad_request', `WeCom account "${account.accountId}" has no agentId configured`);
+    return { call: 'wecom/message/send', payload: { ...record.message, touser: record.openId, agentid: account.agentId } };
+  }
+  if (record.kind === 'template') {
+    // WeChat drops a second template send with the same client_msg_id: the crash window above is closed for templates.
+    return { call: 'template/send', payload: { ...record.message, touser: record.openId, client_msg_id: record.clientMsgId ?? record.id } };
+  }
+  if (record.kind === 'subscribe') return { call: 'subscribe/send', payload: { ...record.message, touser: record.openId } };
+  return { call: 'custom/send', payload: { ...record.message, touser: record.openId } };
+}
+
+type CallResult = { ok: true } | { ok: false; rule: RetryRule; errcode?: number; errmsg: string };
+
+const failureOf = (err: unknown): CallResult => {
+  if (err instanceof WechatApiError) return { ok: false, rule: ruleFor(err.errcode), errcode: err.errcode, errmsg: err.errmsg };
+  if (err instanceof WechatNetworkError) return { ok: false, rule: NETWORK_FAILURE, errmsg: err.message };
+  throw err;
+};
+
+const replyResult = (reply: WechatApiReply): CallResult =>
+  reply.errcode === 0 ? { ok: true } : { ok: false, rule: ruleFor(reply.errcode), errcode: reply.errcode, errmsg: reply.errmsg };
+
+/** One call with a token; on an invalid-token code, one refreshed token and one more call. */
+async function sendOnce(deps: OutboundWorkerDeps, account: WechatAccount, call: OutboundCall, payload: Record<string, unknown>): Promise<CallResult> {
+  let token: string;
+  try {
+    token = await deps.tokens.get(account);
+  } catch (err) {
+    return failureOf(err);
+  }
+  let result = await deps.api.call(account, call, token, payload).then(replyResult, failureOf);
+  if (!result.ok && result.rule.action === 'refresh-token') {
+    try {
+      token = await deps.tokens.refreshAfterInvalid(account, token);
+    } catch (err) {
+      return failureOf(err);
+    }
+    result = await deps.api.call(account, call, token, payload).then(replyResult, failureOf);
+  }
+  return result;
+}
+
+/** The worker's step for one queue message. Throws only for infrastructure errors (the queue redelivers). */
+export async function processOutbound(deps: OutboundWorkerDeps, job: OutboundJob): Promise<OutboundOutcome> {
+  const record = await deps.store.get(job.id);
+  if (!record || record.state === 'sent' || record.state === 'failed') return 'skipped';
+  if (job.attempt < record.attempt) {
+    // A worker recorded the retry and died before queueing it: this older copy queues it again.
+    if (record.state === 'retrying' && job.attempt === record.attempt - 1) {
+      await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, Math.max(0, Math.ceil((record.untilMs - deps.clock.nowMs()) / 1000)));
+    }
+    return 'skipped';
+  }
+  const now = deps.clock.nowMs();
+  const claimed = await deps.store.claim(job.id, job.attempt, now, now + SEND_LEASE_MS);
+  if (!claimed) return 'skipped'; // another worker holds this attempt, or it is already settled
+
+  const account = (await deps.accounts()).get(claimed.accountId);
+  let result: CallResult;
+  if (!account) {
+    result = { ok: false, rule: { action: 'permanent', reason: 'unknown account' }, errmsg: `account "${claimed.accountId}" is not configured` };
+  } else {
+    let request: ReturnType<typeof callFor> | undefined;
+    try {
+      request = callFor(account, claimed);
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      result = { ok: false, rule: { action: 'permanent', reason: 'configuration' }, errmsg: err.message };
+    }
+    result ??= await sendOnce(deps, account, request!.call, request!.payload);
+  }
+
+  const settledAt = deps.clock.nowMs();
+  if (result.ok) {
+    await settle(deps, claimed, { state: 'sent', untilMs: 0, sentAt: settledAt }, settledAt, { type: 'status', msgId: claimed.id, state: 'sent' });
+    return 'sent';
+  }
+  const decision = retryDecision(result.rule, claimed.attempt, deps.random);
+  if (decision.retry) {
+    const next = { state: 'retrying' as const, untilMs: settledAt + decision.delaySeconds * 1000, errcode: result.errcode, errmsg: result.errmsg };
+    if (await deps.store.settle(claimed.id, claimed.attempt, next, settledAt)) await deps.queue.enqueue({ id: claimed.id, attempt: claimed.attempt + 1 }, decision.delaySeconds);
+    return 'retrying';
+  }
+  await settle(deps, claimed, { state: 'failed', untilMs: 0, errcode: result.errcode, errmsg: result.errmsg }, settledAt, {
+    type: 'status',
+    msgId: claimed.id,
+    state: 'failed',
+    ...(result.errcode !== undefined ? { errcode: result.errcode } : {}),
+    message: result.errcode !== undefined ? `WeChat error ${result.errcode}: ${result.rule.reason}` : `${result.errmsg} (${result.rule.reason})`,
+  });
+  return 'failed';
+}
+
+async function settle(
+  deps: OutboundWorkerDeps,
+  record: OutboundRecord,
+  update: Parameters<OutboundStore['settle']>[2],
+  nowMs: number,
+  frame: OutboundStatusFrame,
+): Promise<void> {
+  if (!(await deps.store.settle(record.id, record.attempt, update, nowMs))) return; // the claim was lost: the other worker reports
+  await deps.notify({ ...record, ...update }, frame);
+}
+
+/** The status frame goes to every online device of the user who sent the message. */
+export async function notifyRequester(deps: { registry: ConnectionRegistry; delivery: DeliveryDeps; clock: Clock }, record: OutboundRecord, frame: OutboundStatusFrame): Promise<void> {
+  if (!record.requester) return;
+  const targets = await connectionsOf(deps.registry, [record.requester], deps.clock.nowMs());
+  await deliver(deps.delivery, targets, JSON.stringify(frame));
+}

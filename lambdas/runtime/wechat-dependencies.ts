@@ -1,0 +1,31 @@
+import { DynamoOutboundStore } from '../adapters/dynamo-outbound-store';
+import { SqsWechatOutboundQueue } from '../adapters/sqs-wechat-outbound-queue';
+import { systemClock } from '../domain/clock';
+import { notifyRequester, type OutboundWorkerDeps, type SubmitDeps } from '../domain/wechat-outbound';
+import { dynamoDocumentClient, sqs } from './aws-clients';
+import { queueUrl, tableName } from './config';
+import { accessTokens, connectionRegistry, deliveryDeps, wechatApis } from './dependencies';
+import { loadWechatAccounts } from './wechat-accounts-source';
+
+/** Outbound WeChat messages (domain/wechat-outbound.ts), wired once per Lambda instance like dependencies.ts. */
+let store: DynamoOutboundStore | undefined;
+let queue: SqsWechatOutboundQueue | undefined;
+
+export const outboundStore = (): DynamoOutboundStore => (store ??= new DynamoOutboundStore(dynamoDocumentClient(), tableName('wechat')));
+const outboundQueue = (): SqsWechatOutboundQueue => (queue ??= new SqsWechatOutboundQueue(sqs(), queueUrl('wechatOutbound')));
+
+export const outboundSubmitDeps = (): SubmitDeps => ({ store: outboundStore(), queue: outboundQueue(), clock: systemClock });
+
+export const outboundWorkerDeps = (): OutboundWorkerDeps => {
+  const notify = { registry: connectionRegistry(), delivery: deliveryDeps(), clock: systemClock };
+  return {
+    store: outboundStore(),
+    queue: outboundQueue(),
+    accounts: loadWechatAccounts,
+    tokens: accessTokens(),
+    api: wechatApis(),
+    clock: systemClock,
+    random: Math.random,
+    notify: (record, frame) => notifyRequester(notify, record, frame),
+  };
+};
