@@ -8,13 +8,23 @@ import { GatewayError } from './errors';
  * The body comes from the internet (plaintext mode needs only a token-signed query string, and the
  * signature does not cover the body), so parsing is defensive and cheap, in this order:
  *   1. size cap (`too_large`), from the string's length alone when that suffices;
- *   2. one linear scan of the markup outside CDATA sections and comments: any `<!` declaration
- *      (DOCTYPE, ENTITY, ELEMENT, ATTLIST, ...) or processing instruction other than one leading
- *      `<?xml ...?>` is refused (`hostile_xml`), so billion laughs and XXE never reach the parser;
+ *   2. one linear scan that reads the markup exactly as the parser will (`refuseHostileMarkup`):
+ *      every `<` outside a CDATA section must open a CDATA section or be a bare tag (`<Name>`,
+ *      `</Name>`, `<Name/>`); any other `<!` (DOCTYPE, ENTITY, ELEMENT, ATTLIST, a comment, ...),
+ *      any `<?` other than one leading `<?xml ...?>`, and any tag with attributes are refused
+ *      (`hostile_xml`, or `bad_xml` for a plain attribute), so billion laughs and XXE never reach
+ *      the parser;
  *   3. well-formedness (fast-xml-parser's validator: the parser itself accepts unclosed tags);
  *   4. parsing with entity processing off and every value kept as a string.
- * CDATA content is not scanned in step 2: a user who types "<?php" or "<!DOCTYPE html>" in a
- * message is not hostile, and inside CDATA it is only text.
+ * CDATA content is data, and step 2 does not look into it: a user who types "<?php" or
+ * "<!DOCTYPE html>" in a message is not hostile, and inside CDATA it is only text. That is sound
+ * only because step 2 finds the same CDATA sections as the parser: a `<![CDATA[` the scan skips
+ * must be one the parser reads as CDATA too. Quotes are what could tell them apart (inside an
+ * attribute value `<![CDATA[`, `<!--` or `<!DOCTYPE` are text to the parser, and a quoted `>`
+ * does not end the tag), so tags may not have attributes at all, and the scan never has to track
+ * quotes: without them the parser ends every tag at its first `>`, and the scan does too.
+ * Comments are refused rather than skipped for the same reason (nothing has to be matched up).
+ * WeChat and WeCom send no attributes, comments, DTDs or processing instructions.
  *
  * Decisions, for whoever reads the fields:
  * - Values stay strings, exactly as sent: no number parsing (a 64-bit MsgId such as
@@ -23,7 +33,7 @@ import { GatewayError } from './errors';
  *   numbers), CDATA content is kept byte for byte (a text message's spaces are the user's).
  * - Entities are not decoded: `&amp;` outside CDATA stays `&amp;`. WeChat puts every free-text
  *   field in CDATA, so this only matters for hand-written XML.
- * - Attributes are ignored (WeChat sends none).
+ * - Attributes are refused (WeChat sends none; see step 2).
  * - Nested elements (ScanCodeInfo, SendPicsInfo, SendLocationInfo, WeCom's event payloads) stay
  *   nested objects of strings rather than JSON text: the fields go into a JSON frame as they are,
  *   and agents should not have to parse JSON inside JSON. An element that repeats becomes an
@@ -37,7 +47,7 @@ import { GatewayError } from './errors';
 export type WechatXmlFailure =
   /** The body is larger than the cap. */
   | 'too_large'
-  /** A DTD, entity declaration or processing instruction: refused before parsing. */
+  /** A DTD, entity declaration, comment or processing instruction (anywhere, attribute values included): refused before parsing. */
   | 'hostile_xml'
   /** Not well-formed XML, empty, or not a single `<xml>` root with element children. */
   | 'bad_xml'
@@ -68,7 +78,18 @@ export const DEFAULT_MAX_XML_BYTES = 64 * 1024;
 const MAX_DEPTH = 16;
 const TEXT_NODE = '#text';
 // Only at the very start (after an optional BOM), as XML requires; `<?xml-stylesheet` is a PI.
-const XML_DECLARATION = /<\?xml[ \t\r\n][^<>?]*\?>/y;
+// Quotes must pair up and hold no `<`, `>` or `?`: the parser skips quoted values when it looks for
+// the closing `?>`, so with a stray quote (`<?xml v="?><![CDATA[ ... "?>`) it would end the
+// declaration later than this pattern does, and read as markup what the scan took for CDATA.
+const XML_DECLARATION = /<\?xml[ \t\r\n][^<>?"']*(?:(?:"[^"<>?]*"|'[^'<>?]*')[^<>?"']*)*\?>/y;
+/**
+ * A tag without attributes: a name, optional whitespace, `>` or `/>`. No quote can occur in it, so
+ * the parser's tag ends at the same `>`. (Names the validator would refuse, e.g. `<1A>`, pass
+ * here and are refused there as bad_xml.)
+ */
+const BARE_TAG = /<\/?[^\s<>"'\/=!?&]+[ \t\r\n]*\/?>/y;
+/** Markup that is hostile wherever it appears outside CDATA: a `<!` other than CDATA, or a `<?`. */
+const DECLARATION_OR_PI = /<!(?!\[CDATA\[)|<\?/;
 
 const parser = new XMLParser({
   processEntities: false,
@@ -121,6 +142,11 @@ export function parseWechatXml(text: string, maxBytes = DEFAULT_MAX_XML_BYTES): 
   return normalize(root, 1) as WechatFields;
 }
 
+/**
+ * The pre-scan (step 2 above). Reads the document the way the parser will: text, bare tags and
+ * CDATA sections, nothing else. Everything outside CDATA is looked at, attribute values included
+ * (a tag with attributes is refused, and why it is refused looks at the rest of the document).
+ */
 function refuseHostileMarkup(text: string): void {
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   if (text.startsWith('<?', i)) {
@@ -135,21 +161,28 @@ function refuseHostileMarkup(text: string): void {
     if (next === '?') {
       throw new WechatXmlError('hostile_xml', 'processing instructions are not accepted (only a leading <?xml ...?> declaration)');
     }
-    if (next !== '!') {
-      i = lt + 1;
-    } else if (text.startsWith('<![CDATA[', lt)) {
+    if (next === '!') {
+      if (!text.startsWith('<![CDATA[', lt)) {
+        // <!DOCTYPE, <!ENTITY, <!ELEMENT, <!ATTLIST, <!NOTATION, in any case: DTDs are how entity
+        // expansion (billion laughs) and external entities (XXE) get in. Comments too (<!--).
+        throw new WechatXmlError('hostile_xml', 'DTDs, entity declarations and comments are not accepted');
+      }
       const end = text.indexOf(']]>', lt + 9);
       if (end < 0) throw new WechatXmlError('bad_xml', 'malformed XML (unterminated CDATA section)');
       i = end + 3;
-    } else if (text.startsWith('<!--', lt)) {
-      const end = text.indexOf('-->', lt + 4);
-      if (end < 0) throw new WechatXmlError('bad_xml', 'malformed XML (unterminated comment)');
-      i = end + 3;
-    } else {
-      // <!DOCTYPE, <!ENTITY, <!ELEMENT, <!ATTLIST, <!NOTATION, in any case: DTDs are how
-      // entity expansion (billion laughs) and external entities (XXE) get in.
-      throw new WechatXmlError('hostile_xml', 'DTDs and entity declarations are not accepted');
+      continue;
     }
+    BARE_TAG.lastIndex = lt;
+    if (BARE_TAG.test(text)) {
+      i = BARE_TAG.lastIndex;
+      continue;
+    }
+    // Attributes, or not a tag at all (`a < b`, `<1 A>`). Past a quote the scan can no longer tell
+    // data from markup, so any declaration or PI further on counts as hostile.
+    if (DECLARATION_OR_PI.test(text.slice(lt))) {
+      throw new WechatXmlError('hostile_xml', 'a declaration or processing instruction after a tag with attributes (or a stray "<")');
+    }
+    throw new WechatXmlError('bad_xml', 'malformed XML (attributes are not accepted, or a "<" that does not start a tag)');
   }
 }
 

@@ -77,14 +77,20 @@ describe('parseWechatXml: fields', () => {
     expect(parseWechatXml('<xml><Content><![CDATA[a]]]]><![CDATA[>b]]></Content></xml>').Content).toBe('a]]>b');
   });
 
-  it('does not decode entities (values as sent) and ignores attributes', () => {
-    expect(parseWechatXml('<xml a="1"><Label b="2">A &amp; B &#60; &lol;</Label></xml>')).toEqual({ Label: 'A &amp; B &#60; &lol;' });
+  it('does not decode entities (values as sent)', () => {
+    expect(parseWechatXml('<xml><Label>A &amp; B &#60; &lol;</Label></xml>')).toEqual({ Label: 'A &amp; B &#60; &lol;' });
   });
 
-  it('accepts a leading XML declaration (and a BOM before it), and comments', () => {
+  it('accepts a leading XML declaration (and a BOM before it), quotes of either kind in it', () => {
     expect(parseWechatXml('<?xml version="1.0" encoding="UTF-8"?>\n<xml><A>1</A></xml>')).toEqual({ A: '1' });
     expect(parseWechatXml('\uFEFF<?xml version="1.0"?><xml><A>1</A></xml>')).toEqual({ A: '1' });
-    expect(parseWechatXml('<xml><!-- <!DOCTYPE x> <?pi?> --><A>1</A></xml>\n')).toEqual({ A: '1' });
+    expect(parseWechatXml(`<?xml version='1.0' encoding="UTF-8" standalone='yes' ?><xml><A>1</A></xml>`)).toEqual({ A: '1' });
+  });
+
+  it('CDATA content is data: declarations, PIs, comments and quotes in it are text, not refused', () => {
+    const data = `<!DOCTYPE html> <!ENTITY x "y"> <?php echo 1; ?> <!-- c --> a="b" '<![CDATA[ <xml a=">`;
+    expect(parseWechatXml(doc('text', `<Content><![CDATA[${data}]]></Content><MsgId>1</MsgId>`)).Content).toBe(data);
+    expect(parseWechatXml('<xml ><A\n>1</A ><E /><F/></xml>')).toEqual({ A: '1', E: '', F: '' });
   });
 
   it('keeps nested elements as nested objects; <item> is always an array', () => {
@@ -184,9 +190,107 @@ describe('parseWechatXml: hostile input is refused before parsing', () => {
     expectRefusedBeforeParsing('<xml><A>微信</A></xml>', 'too_large', 23); // 18 + 2 x 3 bytes
   });
 
-  it('an unterminated CDATA section or comment is malformed, found by the scan', () => {
+  it('an unterminated CDATA section is malformed, found by the scan', () => {
     expectRefusedBeforeParsing(`<xml><A><![CDATA[${'x'.repeat(1000)}`, 'bad_xml');
-    expectRefusedBeforeParsing('<xml><!-- <A>1</A></xml>', 'bad_xml');
+  });
+
+  it('comments, terminated or not, even empty or holding nothing hostile', () => {
+    for (const text of ['<xml><!-- --><A>1</A></xml>', '<xml><!----><A>1</A></xml>', '<xml><A>1</A></xml><!-- c -->', '<xml><!-- <A>1</A></xml>']) {
+      expectRefusedBeforeParsing(text, 'hostile_xml');
+    }
+  });
+
+  it('anything the parser would read as a CDATA-like section other than <![CDATA[ (it takes any "<![")', () => {
+    expectRefusedBeforeParsing('<xml><A><![cdata[x]]></A></xml>', 'hostile_xml');
+    expectRefusedBeforeParsing('<xml><A><![X[x]]></A></xml>', 'hostile_xml');
+  });
+
+  // The scan does not track quotes: tags may not have attributes, and a declaration, entity, comment
+  // or PI anywhere outside CDATA is refused, attribute values included. Each case here either hides
+  // hostile markup inside an attribute value or uses a quote to make a scan that skipped CDATA or
+  // comments lose its place (the parser reads `<![CDATA[` in an attribute value as text).
+  it.each([
+    ['a DOCTYPE inside an attribute value', '<xml a="x<!DOCTYPE xml [<!ENTITY e SYSTEM \'file:///etc/passwd\'>]>"><A>1</A></xml>'],
+    ['a PI inside an attribute value', `<xml a='<?php system("id"); ?>'><A>1</A></xml>`],
+    ['an ENTITY after a quote', `<xml a='"'><!ENTITY e "boom"><A>&e;</A></xml>`],
+    ['a DOCTYPE after an apostrophe in an attribute', `<xml a="'"><!DOCTYPE x [<!ENTITY e "boom">]><A>&e;</A></xml>`],
+    ['a CDATA opener in an attribute value, the DOCTYPE after it in content', '<xml a="<![CDATA["><!DOCTYPE x [<!ENTITY e "boom">]><A>&e;</A><B>]]></B></xml>'],
+    ['a PI after a CDATA opener in an attribute value', '<xml a="<![CDATA["><?pi x?><A>1</A><B>]]></B></xml>'],
+    ['a comment opener in an attribute value, the DOCTYPE after it in content', '<xml a="<!--"><!DOCTYPE x><A>1</A><B>--></B></xml>'],
+    ['a quoted ">" in an attribute, a CDATA opener after it', '<xml a=">  <![CDATA[" b="]]>"><!DOCTYPE x [<!ENTITY e "boom">]><A>&e;</A></xml>'],
+    ['a stray quote in the XML declaration (the parser ends it at a later "?>")', '<?xml v="?><![CDATA["?><!DOCTYPE x [<!ENTITY e "boom">]><xml><A>&e;</A><B>]]></B></xml>'],
+    ['a closing tag with a DOCTYPE after it', '<xml><A>1</A ="x"><!DOCTYPE x></xml>'],
+  ])('%s', (_what, text) => {
+    expectRefusedBeforeParsing(text, 'hostile_xml');
+  });
+
+  it('attributes with nothing hostile after them are refused too, as malformed (WeChat sends none)', () => {
+    for (const text of ['<xml a="1"><Label>x</Label></xml>', '<xml><Label b=\'2\'>x</Label></xml>', '<xml><E a="1"/></xml>', '<xml><A b>1</A></xml>']) {
+      expectRefusedBeforeParsing(text, 'bad_xml');
+    }
+  });
+
+  /** Comment and PI nodes (but one leading declaration), and text an entity expanded into, outside CDATA sections (whose content is data). */
+  function markupIn(value: unknown, path = ''): string[] {
+    if (typeof value === 'string') return value.includes('PWNED') ? [`${path}: an expanded entity`] : [];
+    if (value === null || typeof value !== 'object') return [];
+    return Object.entries(value).flatMap(([key, child]) => {
+      if (key === '#cdata') return [];
+      if (key === '?xml' && path === '' && !Array.isArray(child)) return []; // the one leading declaration allowed
+      if (key === '#comment' || key.startsWith('?')) return [`${path}/${key}`];
+      return markupIn(child, `${path}/${key}`);
+    });
+  }
+
+  it('sound against the parser: whatever the scan accepts, a permissive parser finds no DTD, entity, comment or PI in', () => {
+    // The same library with everything on: entities expanded, comments and PIs kept as nodes.
+    const permissive = new XMLParser({ processEntities: true, ignoreAttributes: false, ignoreDeclaration: false, ignorePiTags: false, commentPropName: '#comment', cdataPropName: '#cdata' });
+    const doctype = '<!DOCTYPE x [<!ENTITY e "PWNED">]>';
+    const tricky = ['<![CDATA[', ']]>', '<!--', '-->', '"', "'", '>', '?>', doctype, '<?pi x?>', '&e;', 't'];
+    const prefixes = ['', '<?xml version="1.0"?>', '<?xml v="', "<?xml v='"];
+    let seed = 42; // mulberry32: a fixed sequence, so a failure reproduces
+    const random = (n: number) => {
+      let t = (seed = (seed + 0x6d2b79f5) | 0);
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+    };
+    const pick = <T,>(items: readonly T[]): T => items[random(items.length)]!;
+    // Elements (some with a quoted attribute holding a tricky string), CDATA sections and comments
+    // holding one, declarations, PIs and tricky strings loose in content.
+    const content = (depth: number): string =>
+      Array.from({ length: 1 + random(4) }, () => {
+        switch (random(depth > 2 ? 6 : 8)) {
+          case 0:
+            return pick(['<A>t</A>', '<A>&e;</A>', '<C/>']);
+          case 1:
+            return pick([doctype, '<?pi x?>']);
+          case 2:
+            return `<![CDATA[${pick(tricky)}]]>`;
+          case 3:
+            return `<!--${pick(tricky)}-->`;
+          case 4:
+          case 5:
+            return pick(tricky);
+          default: {
+            const quote = pick(['"', "'"]);
+            return `<B${pick(['', ` a=${quote}${pick(tricky)}${quote}`])}>${content(depth + 1)}</B>`;
+          }
+        }
+      }).join('');
+    // (The scan before this fix accepted e.g. <xml><B a="<!--"><?pi x?><!--&e;--></B></xml>, which this finds.)
+    let accepted = 0;
+    for (let run = 0; run < 20_000; run++) {
+      const text = `${pick(prefixes)}<xml>${content(0)}</xml>`;
+      try {
+        parseWechatXml(text);
+      } catch {
+        continue;
+      }
+      accepted++;
+      expect({ text, markup: markupIn(permissive.parse(text)) }).toEqual({ text, markup: [] });
+    }
+    expect(accepted).toBeGreaterThan(200); // the generator does produce documents the scan accepts
   });
 });
 
