@@ -9,10 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseWechatAccounts, WechatAccountsError, type WechatAccounts } from '../lambdas/domain/wechat-accounts';
-import { startFakeWechatApi } from './fake-wechat-api';
+import { registerAccounts, startFakeWechatApi } from './fake-wechat-api';
 import { PortInUseError } from './ports';
-
-const LOCAL_OPEN_ID = 'o-local-user-1';
 
 function fail(message: string): never {
   console.error(`\n${message}\n`);
@@ -38,21 +36,7 @@ const api = await startFakeWechatApi({ port }).catch((err: unknown) => fail(err 
 console.log(`Fake WeChat API on ${api.url}`);
 console.log(`  point wxgate at it: WXGATE_WECHAT_API_BASE=${api.url} WXGATE_WECOM_API_BASE=${api.url}`);
 if (accounts.size === 0) console.log('  no accounts (WXGATE_WECHAT_ACCOUNTS=<accounts.json>; see docs/wechat.md)');
-for (const account of accounts.values()) {
-  const name = `  ${account.accountId} (${account.kind}, ${account.receiveId})`;
-  if (account.appSecret === undefined) {
-    console.log(`${name}: not registered, it has no appSecret`);
-  } else if (account.kind === 'oa') {
-    api.addOfficialAccount(account.receiveId, account.appSecret);
-    const code = api.issueLoginCode(account.receiveId, { openId: LOCAL_OPEN_ID }, 'miniprogram');
-    console.log(`${name}: registered; mini-program login code for ${LOCAL_OPEN_ID} (single use, 5 minutes): ${code}`);
-  } else if (account.agentId === undefined) {
-    console.log(`${name}: not registered, a WeCom account needs its agentId`);
-  } else {
-    api.addWecomApp(account.receiveId, account.appSecret, account.agentId);
-    console.log(`${name}: registered, agentId ${account.agentId}`);
-  }
-}
+for (const line of registerAccounts(api, accounts)) console.log(line);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

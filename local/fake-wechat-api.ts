@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { WechatAccounts } from '../lambdas/domain/wechat-accounts';
 import { listen } from './ports';
 import { sleep } from './sleep';
 
@@ -518,3 +519,31 @@ function parseJsonObject(text: string): Record<string, unknown> | undefined {
 }
 
 const nonEmptyString = (value: unknown): value is string => typeof value === 'string' && value !== '';
+
+/** The openId of the login codes printed for local mode. */
+export const LOCAL_OPEN_ID = 'o-local-user-1';
+
+/**
+ * Registers local mode's accounts with the fake (those with an appSecret; WeCom ones also need
+ * their agentId) and, for each official account, issues one mini-program login code. Answers a
+ * line per account for the console.
+ */
+export function registerAccounts(api: FakeWechatApi, accounts: WechatAccounts): string[] {
+  const lines: string[] = [];
+  for (const account of accounts.values()) {
+    const name = `  ${account.accountId} (${account.kind}, ${account.receiveId})`;
+    if (account.appSecret === undefined) {
+      lines.push(`${name}: not registered, it has no appSecret`);
+    } else if (account.kind === 'oa') {
+      api.addOfficialAccount(account.receiveId, account.appSecret);
+      const code = api.issueLoginCode(account.receiveId, { openId: LOCAL_OPEN_ID }, 'miniprogram');
+      lines.push(`${name}: registered; mini-program login code for ${LOCAL_OPEN_ID} (single use, 5 minutes): ${code}`);
+    } else if (account.agentId === undefined) {
+      lines.push(`${name}: not registered, a WeCom account needs its agentId`);
+    } else {
+      api.addWecomApp(account.receiveId, account.appSecret, account.agentId);
+      lines.push(`${name}: registered, agentId ${account.agentId}`);
+    }
+  }
+  return lines;
+}

@@ -4,7 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseWechatAccounts, WechatAccountsError } from '../lambdas/domain/wechat-accounts';
+import { parseWechatAccounts, WechatAccountsError, type WechatAccounts } from '../lambdas/domain/wechat-accounts';
+import { registerAccounts, startFakeWechatApi, type FakeWechatApi } from './fake-wechat-api';
 import { AdminKeysError, parseAdminKeyList } from '../lambdas/domain/admin-keys';
 import { signature } from '../lambdas/domain/admin-signing';
 import { issueClientToken } from '../lambdas/domain/client-token';
@@ -12,6 +13,8 @@ import { JavaMissingError } from './java-check';
 import { DEFAULT_ADMIN_KEYS, DEFAULT_HTTP_PORT, DEFAULT_JWT_SECRET, DEFAULT_WS_PORT, startLocalGateway, type LocalGateway } from './local-gateway';
 import { PortInUseError } from './ports';
 
+
+const DEFAULT_FAKE_WECHAT_PORT = 3002;
 
 function portFrom(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -63,17 +66,33 @@ async function main(): Promise<void> {
   }
   const passThrough: Record<string, string> = {};
   const accountsFile = process.env.WXGATE_WECHAT_ACCOUNTS;
-  let wechatAccounts: string[] = [];
+  let accounts: WechatAccounts = new Map();
   if (accountsFile) {
     // Checked at startup, so a bad file is named now rather than at the first callback.
     try {
-      wechatAccounts = [...parseWechatAccounts(readFileSync(accountsFile, 'utf8'), `WXGATE_WECHAT_ACCOUNTS (${accountsFile})`).keys()];
+      accounts = parseWechatAccounts(readFileSync(accountsFile, 'utf8'), `WXGATE_WECHAT_ACCOUNTS (${accountsFile})`);
     } catch (err) {
       console.error(`\n${err instanceof WechatAccountsError ? err.message : `WXGATE_WECHAT_ACCOUNTS: cannot read ${accountsFile}: ${(err as Error).message}`}\n`);
       process.exit(1);
     }
   }
-  for (const name of ['WXGATE_WECHAT_ACCOUNTS', 'WXGATE_WECHAT_API_BASE']) if (process.env[name]) passThrough[name] = process.env[name]!;
+  const wechatAccounts = [...accounts.keys()];
+  for (const name of ['WXGATE_WECHAT_ACCOUNTS', 'WXGATE_WECHAT_API_BASE', 'WXGATE_WECOM_API_BASE']) if (process.env[name]) passThrough[name] = process.env[name]!;
+
+  // WXGATE_FAKE_WECHAT_API=1: the fake WeChat API runs alongside, and the handlers call it.
+  let fakeWechat: FakeWechatApi | undefined;
+  let fakeWechatLines: string[] = [];
+  if (process.env.WXGATE_FAKE_WECHAT_API === '1') {
+    try {
+      fakeWechat = await startFakeWechatApi({ port: portFrom('WXGATE_FAKE_WECHAT_PORT', DEFAULT_FAKE_WECHAT_PORT) });
+    } catch (err) {
+      if (!(err instanceof PortInUseError)) throw err;
+      console.error(`\n${err.message}\n`);
+      process.exit(1);
+    }
+    passThrough.WXGATE_WECHAT_API_BASE = passThrough.WXGATE_WECOM_API_BASE = fakeWechat.url;
+    fakeWechatLines = registerAccounts(fakeWechat, accounts);
+  }
 
   let gateway: LocalGateway;
   try {
@@ -91,7 +110,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping local mode...`);
-    gateway.stop().then(
+    Promise.all([gateway.stop(), fakeWechat?.close()]).then(
       () => process.exit(0),
       (err: Error) => {
         console.error(`stop failed: ${err.message}`);
@@ -131,6 +150,10 @@ async function main(): Promise<void> {
       ? `WeChat callbacks: ${wechatAccounts.map((id) => `${gateway.httpUrl}/wechat/${id}`).join(', ')} (try: npm run wechat:sample -- ${wechatAccounts[0]})`
       : 'WeChat callbacks: none configured (WXGATE_WECHAT_ACCOUNTS=<accounts.json>; see docs/wechat.md)',
   );
+  if (fakeWechat) {
+    lines.push('', `Fake WeChat API (WXGATE_FAKE_WECHAT_API=1) at ${fakeWechat.url}; the handlers call it instead of WeChat:`, ...fakeWechatLines);
+    lines.push(`  try: curl -s -X POST ${gateway.httpUrl}/v1/login/wechat -d '{"accountId":"<accountId>","code":"<code above>","kind":"miniprogram"}'`);
+  }
   lines.push('', 'Ctrl-C stops everything.');
   console.log(lines.join('\n'));
 }
