@@ -84,6 +84,14 @@ export interface OutboundStatusFrame {
   message?: string;
 }
 
+/** Thrown for a queue copy of an attempt another worker is sending: the queue retries it later. */
+export class AttemptInProgressError extends Error {
+  constructor(id: string, leaseUntilMs: number) {
+    super(`outbound ${id}: the attempt is being sent by another worker (claim until ${new Date(leaseUntilMs).toISOString()}); retried later`);
+    this.name = 'AttemptInProgressError';
+  }
+}
+
 /** Claims outlive the worker's 30 s timeout, so a live worker never loses its claim mid-call. */
 export const SEND_LEASE_MS = 60_000;
 /** Outbound records are kept this long for `GET` (and de-duplication of clientMsgId). */
@@ -187,6 +195,7 @@ export type OutboundOutcome = 'sent' | 'failed' | 'retrying' | 'skipped';
 
 /** The call and its payload for an account; a WeCom account sends application messages with its AgentId. */
 export function callFor(account: WechatAccount, record: Pick<OutboundRecord, 'kind' | 'openId' | 'message' | 'id' | 'clientMsgId'>): { call: OutboundCall; payload: Record<string, unknown> } {
+  if (!account.appSecret) throw new GatewayError('bad_request', `account "${account.accountId}" has no appSecret configured, which sending needs (access tokens)`);
   if (account.kind === 'wecom') {
     if (record.kind !== 'service') throw new GatewayError('bad_request', `WeCom account "${account.accountId}" sends application messages only, not ${record.kind} messages`);
     if (account.agentId === undefined) throw new GatewayError('bad_request', `WeCom account "${account.accountId}" has no agentId configured`);
@@ -244,7 +253,13 @@ export async function processOutbound(deps: OutboundWorkerDeps, job: OutboundJob
   }
   const now = deps.clock.nowMs();
   const claimed = await deps.store.claim(job.id, job.attempt, now, now + SEND_LEASE_MS);
-  if (!claimed) return 'skipped'; // another worker holds this attempt, or it is already settled
+  if (!claimed) {
+    // Another worker holds this attempt: hand the copy back to the queue rather than drop it, so
+    // that if the holder dies the attempt is taken over once its lease ends (never left `sending`).
+    const current = await deps.store.get(job.id);
+    if (current?.state === 'sending' && current.attempt === job.attempt) throw new AttemptInProgressError(job.id, current.untilMs);
+    return 'skipped'; // settled meanwhile, or moved on to a later attempt
+  }
 
   const account = (await deps.accounts()).get(claimed.accountId);
   let result: CallResult;

@@ -5,6 +5,7 @@ import { notifyRequester, type OutboundWorkerDeps, type SubmitDeps } from '../do
 import { dynamoDocumentClient, sqs } from './aws-clients';
 import { queueUrl, tableName } from './config';
 import { accessTokens, connectionRegistry, deliveryDeps, wechatApis } from './dependencies';
+import { logger } from './observability';
 import { loadWechatAccounts } from './wechat-accounts-source';
 
 /** Outbound WeChat messages (domain/wechat-outbound.ts), wired once per Lambda instance like dependencies.ts. */
@@ -26,6 +27,8 @@ export const outboundWorkerDeps = (): OutboundWorkerDeps => {
     api: wechatApis(),
     clock: systemClock,
     random: Math.random,
-    notify: (record, frame) => notifyRequester(notify, record, frame),
+    // The state is settled already: a status frame that cannot be posted is logged, not retried.
+    notify: (record, frame) =>
+      notifyRequester(notify, record, frame).catch((error: unknown) => logger.warn('status frame not delivered', { id: record.id, error: error as Error })),
   };
 };
