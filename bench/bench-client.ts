@@ -30,6 +30,8 @@ export class BenchClient {
   readonly received = new Map<string, number[]>();
   /** Frames that were neither a message nor the reply to a pending request. */
   strayFrames = 0;
+  /** Called with every `message` frame and its receive time (after it is counted in `received`). */
+  onMessage?: (frame: Frame, atMs: number) => void;
   private readonly pending = new Map<string, PendingRequest>();
   private requestCount = 0;
 
@@ -83,6 +85,7 @@ export class BenchClient {
       const times = this.received.get(frame.msgId);
       if (times) times.push(atMs);
       else this.received.set(frame.msgId, [atMs]);
+      this.onMessage?.(frame, atMs);
       return;
     }
     const request = typeof frame.id === 'string' ? this.pending.get(frame.id) : undefined;

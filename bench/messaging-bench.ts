@@ -2,11 +2,14 @@
  * `npm run bench`: N WebSocket clients exchange M messages through the real local runtime
  * (DynamoDB Local + fauxqs + the handlers in this process, loopback only) and the bench
  * reports throughput, ack and end-to-end latency (also as multiples of a ping baseline taken
- * on the same connections in the same run) and lost messages, which must be 0. Then the
- * broadcast phase (bench/broadcast.ts): K sockets, wxgate's broadcast job against the naive
- * all-at-once posts, without and with a Management API rate limit.
- * See docs/performance.md. Exit code: 0 ok, 1 lost or failed sends or a broadcast that missed a
- * socket or did not finish, 2 crashed / timed out / usage.
+ * on the same connections in the same run) and lost messages, which must be 0. Then the WeChat
+ * phase (bench/wechat.ts): signed safe-mode callbacks, time to the `success` answer against
+ * WeChat's 5 s and the ping, and delivery to an agent. Then the broadcast phase
+ * (bench/broadcast.ts): K sockets, wxgate's broadcast job against the naive all-at-once posts,
+ * without and with a Management API rate limit.
+ * See docs/performance.md. Exit code: 0 ok, 1 lost or failed sends, a WeChat callback not answered
+ * `success` or not delivered, or a broadcast that missed a socket or did not finish, 2 crashed /
+ * timed out / usage.
  */
 import { DEFAULT_JWT_SECRET, startLocalGateway, type LocalGateway } from '../local/local-gateway';
 import { adminKeysOption, newBenchAdminKey } from './admin';
@@ -14,9 +17,10 @@ import { nowMs, type BenchClient } from './bench-client';
 import { broadcastNotes, broadcastProblems, runBroadcastPhase, type BroadcastResources } from './broadcast';
 import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
 import { connectPopulation } from './population';
-import { formatBroadcast, formatFigures, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
+import { formatBroadcast, formatFigures, formatWechat, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
 import { parseSettings, usage, UsageError, type BenchSettings } from './settings';
 import { perSecond, ratio, round, summarize } from './stats';
+import { prepareWechat, releaseWechat, runWechatPhase, wechatFailures, wechatProblems, type WechatResources } from './wechat';
 
 const DRAIN_TIMEOUT_MS = 60_000;
 /** The gateway's stop (Java included) gets this long before the process exits anyway. */
@@ -27,6 +31,7 @@ interface Resources {
   gatewayStarting?: Promise<LocalGateway>;
   clients: BenchClient[];
   broadcast: BroadcastResources;
+  wechat: WechatResources;
 }
 
 const log = (line: string) => console.log(line);
@@ -36,10 +41,14 @@ const step = (line: string) => console.error(`[bench] ${line}`);
 async function runBench(settings: BenchSettings, resources: Resources, result: BenchResult): Promise<void> {
   const t0 = nowMs();
   const adminKey = newBenchAdminKey();
+  // The handlers read the accounts file named in their env, and that env is applied before any
+  // handler is imported: so the WeChat account has to exist before the gateway starts.
+  const wechat = settings.wechatCallbacks > 0 ? await prepareWechat(resources.wechat) : undefined;
   resources.gatewayStarting = startLocalGateway({
     httpPort: 0,
     wsPort: 0,
     adminKeys: adminKeysOption(adminKey),
+    handlerEnv: wechat?.handlerEnv,
     logger: settings.verbose ? (line) => console.error(line) : () => {},
   });
   const gateway = await resources.gatewayStarting;
@@ -47,9 +56,28 @@ async function runBench(settings: BenchSettings, resources: Resources, result: B
   step(`gateway up in ${gatewayStartSeconds} s at ${gateway.wsUrl}`);
 
   result.figures = await runMessaging(settings, resources, gateway, gatewayStartSeconds);
+  // WeChat before the broadcast: its per-request latencies are measured on the gateway as the
+  // messaging phase left it (warm, its sockets still open, nothing else queued), not after the
+  // broadcast's 4,000-odd posts and 1,000 connects and disconnects; and the broadcast, the long
+  // phase, cannot take the callback figures with it if it aborts.
+  if (wechat) {
+    result.wechat = await runWechatPhase({
+      gateway,
+      adminKey,
+      jwtSecret: DEFAULT_JWT_SECRET,
+      setup: wechat,
+      callbacks: settings.wechatCallbacks,
+      concurrency: settings.wechatConcurrency,
+      messagingPingP50Ms: result.figures.pingMs.p50,
+      resources: resources.wechat,
+      step,
+    });
+  }
   if (settings.broadcastConnections === 0) return;
-  // The broadcast must reach exactly its own sockets: close the messaging ones first.
+  // The broadcast must reach exactly its own sockets: close the messaging ones and the WeChat
+  // agent first (the broadcast waits for their rows to go).
   for (const client of resources.clients) client.terminate();
+  for (const client of resources.wechat.clients) client.terminate();
   result.broadcast = await runBroadcastPhase({
     gateway,
     adminKey,
@@ -140,6 +168,7 @@ async function release(resources: Resources): Promise<void> {
   for (const socket of resources.broadcast.sockets) socket.terminate();
   for (const destroy of resources.broadcast.destroy) destroy();
   const stopped = (async () => {
+    await releaseWechat(resources.wechat).catch((err: Error) => step(`WeChat cleanup failed: ${err.message}`));
     const gateway = await resources.gatewayStarting?.catch(() => undefined);
     await gateway?.stop();
   })();
@@ -187,9 +216,10 @@ async function main(): Promise<number> {
 
   const startedAt = new Date();
   const machine = machineInfo();
-  log(`wxgate bench: ${settings.broadcastConnections > 0 ? 'messaging, then broadcast' : 'messaging'} (local mode)\n\n${formatSettings(settings, machine)}\n`);
+  const phases = ['messaging', ...(settings.wechatCallbacks > 0 ? ['WeChat callbacks'] : []), ...(settings.broadcastConnections > 0 ? ['broadcast'] : [])];
+  log(`wxgate bench: ${phases.join(', then ')} (local mode)\n\n${formatSettings(settings, machine)}\n`);
   const result: BenchResult = { startedAt: startedAt.toISOString(), durationSeconds: 0, settings, machine, problems: [] };
-  const resources: Resources = { clients: [], broadcast: { sockets: [], destroy: [] } };
+  const resources: Resources = { clients: [], broadcast: { sockets: [], destroy: [] }, wechat: { clients: [], destroy: [] } };
   const { aborted, clear } = abortSignals(settings.timeoutSeconds);
   const run = runBench(settings, resources, result);
   run.catch(() => undefined); // after an abort its rejection no longer matters
@@ -199,6 +229,7 @@ async function main(): Promise<number> {
     result.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
   } finally {
     if (result.figures) result.problems.push(...problemsOf(result.figures));
+    if (result.wechat) result.problems.push(...wechatProblems(result.wechat));
     if (result.broadcast) result.problems.push(...broadcastProblems(result.broadcast));
     clear();
     step('stopping the gateway...');
@@ -208,6 +239,7 @@ async function main(): Promise<number> {
   await writeResult(result);
 
   if (result.figures) log(formatFigures(result.figures));
+  if (result.wechat) log(`\n${formatWechat(result.wechat)}`);
   if (result.broadcast) log(`\n${formatBroadcast(result.broadcast)}`);
   if (result.error) console.error(`\nbench FAILED: ${result.error}`);
   for (const problem of result.problems) console.error(`\nproblem: ${problem}`);
@@ -216,8 +248,9 @@ async function main(): Promise<number> {
   if (result.error) return 2;
   const f = result.figures!;
   const messagingFailed = f.delivery.lost > 0 || f.send.failed > 0 || f.delivery.missingFromSync > 0;
+  const wechatFailed = result.wechat ? wechatFailures(result.wechat).length > 0 : false;
   const broadcastFailed = result.broadcast ? broadcastProblems(result.broadcast).length > 0 : false;
-  return messagingFailed || broadcastFailed ? 1 : 0;
+  return messagingFailed || wechatFailed || broadcastFailed ? 1 : 0;
 }
 
 main().then(

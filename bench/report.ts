@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { BroadcastFigures, BroadcastRun } from './broadcast';
 import type { BenchSettings } from './settings';
 import type { LatencySummary } from './stats';
+import { WECHAT_LIMIT_MS, type WechatFigures } from './wechat';
 
 /** What `bench/results/latest.json` holds (the folder is gitignored). */
 export interface BenchResult {
@@ -13,6 +14,8 @@ export interface BenchResult {
   machine: MachineInfo;
   /** The messaging phases. */
   figures?: BenchFigures;
+  /** The WeChat callback phase (absent when skipped with `--wechat-callbacks 0`, or not reached). */
+  wechat?: WechatFigures;
   /** The broadcast phase (absent when skipped with `--broadcast-connections 0`, or not reached). */
   broadcast?: BroadcastFigures;
   problems: string[];
@@ -100,6 +103,8 @@ export function formatSettings(settings: BenchSettings, machine: MachineInfo): s
       ['concurrency (sends in flight per sender)', settings.concurrency],
       ['warm-up messages per sender', settings.warmup],
       ['pings per sender (before + after)', `${settings.pings} + ${settings.pings}`],
+      ['WeChat callbacks (0 = skipped)', settings.wechatCallbacks],
+      ['WeChat callbacks in flight', settings.wechatConcurrency],
       ['broadcast sockets (0 = skipped)', settings.broadcastConnections],
       ['broadcast Management API limit (throttled runs)', `${settings.broadcastRate}/s, burst ${settings.broadcastBurst}`],
       ['naive posts: HTTP connections (maxSockets)', settings.naiveSockets],
@@ -218,4 +223,46 @@ export function formatBroadcast(b: BroadcastFigures): string {
     `${f.scanSegments} scan segments x ${f.scanPageSize} rows a page, ${f.postsInFlightPerTask} posts in flight per task; ` +
     `naive: maxAttempts ${b.naiveClient.maxAttempts}, ${b.naiveClient.maxSockets} HTTP connections`;
   return [table, details, summary, settings].join('\n\n');
+}
+
+export function formatWechat(w: WechatFigures): string {
+  const pingP50 = w.pingMs.p50;
+  const row = (name: string, s: LatencySummary): Array<string | number> => [
+    name,
+    s.count,
+    s.p50.toFixed(2),
+    s.p90.toFixed(2),
+    s.p99.toFixed(2),
+    s.max.toFixed(2),
+    (s.p50 / pingP50).toFixed(2),
+    (s.p99 / pingP50).toFixed(2),
+  ];
+  const latency = formatTable(
+    ['WeChat callbacks: latency (ms)', 'samples', 'p50', 'p90', 'p99', 'max', 'p50/ping p50', 'p99/ping p50'],
+    [row(`ping -> pong (${w.pingSockets} sockets at once, baseline)`, w.pingMs), row('callback posted -> "success" answer', w.ackMs), row('callback posted -> frame on the agent', w.delivery.endToEndMs)],
+  );
+  const m = w.relativeToMessagingPingP50;
+  const summary = formatTable(
+    ['WeChat callbacks', 'value'],
+    [
+      ['callbacks (signed, safe mode)', `${w.callbacks} from ${w.wechatUsers} WeChat users, ${w.concurrency} in flight, after ${w.warmupCallbacks} warm-up`],
+      ['answered success / not success', `${w.acked} / ${w.nonSuccess}`],
+      [`ack p99 / WeChat's ${WECHAT_LIMIT_MS} ms`, `${(w.ackP99OfLimit * 100).toFixed(2)} % (${w.overLimit} answers over the limit)`],
+      ['ack p50 / p99 as x ping p50', `${w.relativeToPingP50.ackP50.toFixed(2)} x / ${w.relativeToPingP50.ackP99.toFixed(2)} x`],
+      [
+        'ack p50 / p99 as x the messaging ping p50',
+        m && w.messagingPingP50Ms ? `${m.ackP50.toFixed(2)} x / ${m.ackP99.toFixed(2)} x (of ${w.messagingPingP50Ms.toFixed(2)} ms)` : '-',
+      ],
+      ['post phase wall time (s)', w.wallSeconds.toFixed(2)],
+      ['callbacks answered/s', w.ackedPerSecond.toFixed(1)],
+      ['ping p50 before / after (ms)', `${w.pingP50BeforeMs.toFixed(2)} / ${w.pingP50AfterMs.toFixed(2)}`],
+      ['delivered to the agent', `${w.delivery.delivered} / ${w.delivery.expected}`],
+      ['LOST (answered success, no frame)', w.delivery.lost],
+      ['duplicates (same MsgId twice)', w.delivery.duplicates],
+      ['unexpected frames', w.delivery.unexpected],
+      ['last frame after the last answer (s)', w.delivery.trailSeconds.toFixed(2)],
+      ['delivered frames/s (first post -> last frame)', w.delivery.deliveredPerSecond.toFixed(1)],
+    ],
+  );
+  return [latency, summary].join('\n\n');
 }

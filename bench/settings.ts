@@ -1,7 +1,7 @@
 /**
  * Command-line settings of `npm run bench` (flags as `--name value` or `--name=value`).
- * The defaults (messaging, then a broadcast to 1,000 sockets) finish in about two minutes on a
- * 2-core machine.
+ * The defaults (messaging, then 1,000 WeChat callbacks, then a broadcast to 1,000 sockets) finish
+ * in a few minutes on a 2-core machine.
  */
 export interface BenchSettings {
   /** Users u0..u{n-1}; u_i sends to u_{i+1 mod n}. */
@@ -26,6 +26,10 @@ export interface BenchSettings {
   broadcastBurst: number;
   /** Broadcast phase, naive runs: HTTP connections the Management API client keeps (its agent's maxSockets; the SDK's default is 50). */
   naiveSockets: number;
+  /** WeChat phase: signed safe-mode callbacks posted to the gateway (0 skips the phase). */
+  wechatCallbacks: number;
+  /** WeChat phase: callbacks in flight (HTTP keep-alive connections). */
+  wechatConcurrency: number;
   /** Print the local runtime's log lines to stderr. */
   verbose: boolean;
 }
@@ -42,6 +46,8 @@ export const defaultSettings: BenchSettings = {
   broadcastRate: 100,
   broadcastBurst: 100,
   naiveSockets: 50,
+  wechatCallbacks: 1000,
+  wechatConcurrency: 10,
   verbose: false,
 };
 
@@ -60,6 +66,8 @@ const integerFlags: Record<string, IntegerFlag> = {
   '--warmup': { key: 'warmup', min: 0, max: 1000, help: 'unmeasured warm-up messages per sending user' },
   '--pings': { key: 'pings', min: 1, max: 10_000, help: 'ping round trips per sender, before and after sending' },
   '--timeout': { key: 'timeoutSeconds', min: 10, max: 3600, help: 'overall time limit in seconds' },
+  '--wechat-callbacks': { key: 'wechatCallbacks', min: 0, max: 100_000, help: 'signed safe-mode WeChat callbacks to time; 0 skips the phase' },
+  '--wechat-concurrency': { key: 'wechatConcurrency', min: 1, max: 1000, help: 'WeChat callbacks in flight (keep-alive connections)' },
   '--broadcast-connections': { key: 'broadcastConnections', min: 0, max: 10_000, help: 'sockets for the broadcast phase; 0 skips it' },
   '--broadcast-rate': { key: 'broadcastRate', min: 1, max: 100_000, help: 'Management API limit of the throttled broadcasts, calls/s' },
   '--broadcast-burst': { key: 'broadcastBurst', min: 1, max: 100_000, help: 'burst of that limit (token bucket size)' },

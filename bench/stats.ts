@@ -2,6 +2,7 @@
 export interface LatencySummary {
   count: number;
   p50: number;
+  p90: number;
   p99: number;
   max: number;
   mean: number;
@@ -20,6 +21,7 @@ export function summarize(samples: readonly number[]): LatencySummary {
   return {
     count: sorted.length,
     p50: round(percentile(sorted, 50)),
+    p90: round(percentile(sorted, 90)),
     p99: round(percentile(sorted, 99)),
     max: round(sorted.at(-1) ?? Number.NaN),
     mean: round(sorted.length ? total / sorted.length : Number.NaN),
