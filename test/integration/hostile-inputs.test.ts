@@ -343,10 +343,10 @@ refused('action', 'a duplicated "action" key: the last one ("nope") wins', '{"ac
   }
   const r = fresh('r');
   refused('send.to', 'to is missing', send({ id: nextId('to'), body: { text: 'x', user: r } }), 'bad_request', { quiet: [r] });
-  refused('send.to', 'to.wechat is well-formed but WeChat is not enabled yet', send({ id: nextId('to'), to: { wechat: { accountId: 'acc-1', openId: 'open-1' } }, body: 1 }), 'bad_request', {
-    message: /wechat/i,
+  refused('send.to', 'to.wechat from a user who is not an agent of the account', send({ id: nextId('to'), to: { wechat: { accountId: 'acc-1', openId: 'open-1' } }, body: { text: 'x' } }), 'forbidden', {
+    message: /wechat:acc-1/,
   });
-  refused('send.to', 'to.wechat without an id is not enabled either', send({ to: { wechat: { accountId: 'acc-2', openId: 'open-2' } }, body: 1 }), 'bad_request');
+  refused('send.to', 'to.wechat without an id, from a non-agent, is forbidden too', send({ to: { wechat: { accountId: 'acc-2', openId: 'open-2' } }, body: 1 }), 'forbidden');
 }
 
 // ---- 4. send: invalid user and group ids --------------------------------------------------------
