@@ -35,6 +35,30 @@ export const inboxTtlDays = (): number => positiveNumber(env.inboxTtlDays, 7);
 /** 1,000 posts/s for all fan-out jobs together: a tenth of the account's 10,000 requests/s, leaving the rest to live traffic. */
 export const fanoutPostsPerSecond = (): number => positiveNumber(env.fanoutPostsPerSecond, 1000);
 
+/**
+ * A base URL from the environment, or the fallback: http(s) only, no query or fragment (paths are
+ * appended to it), trailing slashes stripped. The value is not echoed: it might carry credentials.
+ */
+function baseUrl(name: string, fallback: string): string {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`environment variable ${name} must be an http(s) URL`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || /[?#]/.test(raw)) {
+    throw new ConfigError(`environment variable ${name} must be an http(s) URL without query or fragment`);
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/** WeChat's official-account and mini-program API; local mode and tests point it at the fake. */
+export const wechatApiBase = (): string => baseUrl(env.wechatApiBase, 'https://api.weixin.qq.com');
+/** The WeCom API. */
+export const wecomApiBase = (): string => baseUrl(env.wecomApiBase, 'https://qyapi.weixin.qq.com');
+
 /** Where the client-token secret comes from: the value itself (local mode) or Secrets Manager (AWS). */
 export type JwtSecretSource = { kind: 'value'; value: string } | { kind: 'secretsManager'; arn: string };
 

@@ -9,6 +9,10 @@ import { DynamoMessageStore } from '../adapters/dynamo-message-store';
 import { ManagementApiSender } from '../adapters/management-api-sender';
 import { SqsUplinkQueue } from '../adapters/sqs-uplink-queue';
 import { DynamoPresenceStore } from '../adapters/dynamo-presence-store';
+import { DynamoWechatTokenStore } from '../adapters/dynamo-wechat-token-store';
+import { WechatHttpApi } from '../adapters/wechat-http-api';
+import { createAccessTokens } from '../domain/wechat-access-token';
+import type { AccessTokens } from '../domain/wechat-api';
 import { defaultPresenceSettings, type PresenceDeps } from '../domain/presence';
 import { systemClock } from '../domain/clock';
 import type { LifecycleDeps } from '../domain/connection-lifecycle';
@@ -18,7 +22,8 @@ import type { QueuedMessage } from '../domain/messaging-ports';
 import type { PersistDeps } from '../domain/persist-message';
 import type { SendDeps } from '../domain/send-message';
 import { dynamoDocumentClient, managementApi, sqs } from './aws-clients';
-import { connectionIdleTtlSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio } from './config';
+import { logger } from './observability';
+import { connectionIdleTtlSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio, wechatApiBase, wecomApiBase } from './config';
 import type { AdminPushDeps } from '../domain/admin-push';
 import { createPacer, type FanoutDeps } from '../domain/fanout';
 import { queues } from '../../lib/gateway-declaration';
@@ -133,3 +138,21 @@ export const fanoutDeps = (): FanoutDeps => ({
   delivery: { ...deliveryDeps(), maxAttempts: 8, baseDelayMs: 100, maxDelayMs: 2_000, pace: () => fanoutPace().take(), onRetryable: () => fanoutPace().slowDown() },
   clock: systemClock,
 });
+
+/** WeChat's token, messaging and login APIs (one adapter; base URLs from config). */
+export const wechatApis = once(() => new WechatHttpApi({ wechatApiBase: wechatApiBase(), wecomApiBase: wecomApiBase() }));
+
+/** Access tokens cached in the wechat table, refreshed by one caller at a time across instances. */
+export const accessTokens = once(
+  (): AccessTokens =>
+    createAccessTokens({
+      store: new DynamoWechatTokenStore(dynamoDocumentClient(), tableName('wechat')),
+      api: wechatApis(),
+      clock: systemClock,
+      sleep,
+      newLeaseOwner: () => randomUUID(),
+      // The error's message names the call and WeChat's errcode, never a secret or token.
+      onBackgroundFailure: ({ accountId, stage, error }) =>
+        logger.warn('WeChat access token: a background step failed; the caller was served', { accountId, stage, error: error instanceof Error ? error.message : String(error) }),
+    }),
+);
