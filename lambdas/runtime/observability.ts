@@ -12,7 +12,22 @@ import type { DeliveryReport } from '../domain/delivery';
  */
 export const logger = new Logger({ serviceName: 'wxgate', correlationIdSearchFn: search });
 export const tracer = new Tracer({ serviceName: 'wxgate' });
-export const metrics = new Metrics({ namespace: 'wxgate', serviceName: 'wxgate' });
+/**
+ * Where the metrics emitter's own warnings go. Local mode runs every handler in one process with
+ * metrics disabled, so concurrent invocations share this emitter and one flush can empty
+ * another's buffer; the "no application metrics" warning that follows means nothing there and
+ * is dropped. In AWS (one invocation per instance at a time) every warning passes.
+ */
+const metricsWarnings = {
+  debug: (...args: unknown[]) => console.debug(...args),
+  info: (...args: unknown[]) => console.info(...args),
+  error: (...args: unknown[]) => console.error(...args),
+  warn: (...args: unknown[]) => {
+    if (process.env.POWERTOOLS_METRICS_DISABLED === 'true' && String(args[0]).startsWith('No application metrics')) return;
+    console.warn(...args);
+  },
+};
+export const metrics = new Metrics({ namespace: 'wxgate', serviceName: 'wxgate', logger: metricsWarnings });
 
 /**
  * Middy middleware that flushes metrics once per invocation. Only for handlers that record a
