@@ -73,8 +73,15 @@ export class DynamoOutboundStore implements OutboundStore {
       sets.push('attempt = :next');
       values[':next'] = attempt + 1;
     }
+    // The record's error is the settled attempt's: a field this attempt has none of is removed, so
+    // a sent message shows no error left over from an earlier attempt and a network failure after
+    // a WeChat error code does not show that code with the network failure's message.
+    const removes: string[] = [];
     for (const field of ['errcode', 'errmsg', 'sentAt'] as const) {
-      if (update[field] === undefined) continue;
+      if (update[field] === undefined) {
+        if (field !== 'sentAt') removes.push(field);
+        continue;
+      }
       sets.push(`${field} = :${field}`);
       values[`:${field}`] = update[field];
     }
@@ -83,8 +90,7 @@ export class DynamoOutboundStore implements OutboundStore {
         new UpdateCommand({
           TableName: this.tableName,
           Key: key(id),
-          // A sent message shows no error left over from an earlier attempt.
-          UpdateExpression: `SET ${sets.join(', ')}${update.state === 'sent' ? ' REMOVE errcode, errmsg' : ''}`,
+          UpdateExpression: `SET ${sets.join(', ')}${removes.length > 0 ? ` REMOVE ${removes.join(', ')}` : ''}`,
           ConditionExpression: '#state = :sending AND attempt = :attempt',
           ExpressionAttributeNames: { '#state': 'state' },
           ExpressionAttributeValues: values,

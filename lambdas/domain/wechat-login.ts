@@ -34,7 +34,8 @@ export function parseLoginRequest(value: unknown): LoginRequest {
 
 export function userIdOf(accountId: string, identity: { openId: string; unionId?: string }): string {
   const userId = identity.unionId ? `wxu:${identity.unionId}` : `wxo:${accountId}:${identity.openId}`;
-  if (!isValidId(userId)) throw new GatewayError('internal', 'WeChat answered an openid/unionid wxgate cannot use as a user id');
+  // An empty openId would make `wxo:{accountId}:` the one user of every such answer.
+  if (identity.openId.length === 0 || !isValidId(userId)) throw new GatewayError('internal', 'WeChat answered an openid/unionid wxgate cannot use as a user id');
   return userId;
 }
 

@@ -113,6 +113,9 @@ export interface OutboundRequest {
   clientMsgId?: string;
 }
 
+/** Whole seconds from `nowMs` until `untilMs` (0 once it has passed): a queue delay. */
+const secondsUntil = (untilMs: number, nowMs: number): number => Math.max(0, Math.ceil((untilMs - nowMs) / 1000));
+
 /**
  * Records the message (idempotently: the same id answers the record already stored) and queues
  * its first attempt. Queueing again for an existing record is harmless (the claim drops a second
@@ -124,7 +127,8 @@ export async function submitOutbound(deps: SubmitDeps, request: OutboundRequest)
     { ...request, state: 'queued', attempt: 1, untilMs: 0, createdAt: now, updatedAt: now },
     epochSeconds(now) + OUTBOUND_RECORD_TTL_SECONDS,
   );
-  if (record.state === 'queued' || record.state === 'retrying') await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, 0);
+  // A retrying record keeps its wait (a 45011 minute, a backoff): its attempt is queued no sooner than it is due.
+  if (record.state === 'queued' || record.state === 'retrying') await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, secondsUntil(record.untilMs, now));
   return record;
 }
 
@@ -136,7 +140,8 @@ export function serviceMessageOf(body: unknown): Record<string, unknown> {
       if (fields.text.length === 0) throw badRequest('body.text must not be empty');
       return { msgtype: 'text', text: { content: fields.text } };
     }
-    if (typeof fields.msgtype === 'string' && /^[a-z_]{1,32}$/.test(fields.msgtype) && typeof fields[fields.msgtype] === 'object' && fields[fields.msgtype] !== null) {
+    // Own fields only: {"msgtype":"__proto__"} must not pass on the inherited Object.prototype.
+    if (typeof fields.msgtype === 'string' && /^[a-z_]{1,32}$/.test(fields.msgtype) && Object.hasOwn(fields, fields.msgtype) && typeof fields[fields.msgtype] === 'object' && fields[fields.msgtype] !== null) {
       if ('touser' in fields || 'agentid' in fields) throw badRequest('body must not carry touser or agentid: the gateway sets them');
       return fields;
     }
@@ -247,7 +252,7 @@ export async function processOutbound(deps: OutboundWorkerDeps, job: OutboundJob
   if (job.attempt < record.attempt) {
     // A worker recorded the retry and died before queueing it: this older copy queues it again.
     if (record.state === 'retrying' && job.attempt === record.attempt - 1) {
-      await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, Math.max(0, Math.ceil((record.untilMs - deps.clock.nowMs()) / 1000)));
+      await deps.queue.enqueue({ id: record.id, attempt: record.attempt }, secondsUntil(record.untilMs, deps.clock.nowMs()));
     }
     return 'skipped';
   }

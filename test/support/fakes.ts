@@ -570,3 +570,118 @@ export class FakeFanoutQueue implements FanoutQueue {
     this.sent.push(...structuredClone(tasks));
   }
 }
+
+// The outbound fakes' imports sit with them (appended; ES imports are hoisted).
+import type { OutboundJob, OutboundQueue, OutboundRecord, OutboundStore } from '../../lambdas/domain/wechat-outbound';
+
+/** Drops the keys whose value is undefined, as the document client does (`removeUndefinedValues`). */
+const definedOnly = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+
+type OutboundStoreMethod = keyof OutboundStore;
+type OutboundSettleUpdate = Parameters<OutboundStore['settle']>[2];
+
+/**
+ * Outbound WeChat records with the conditions of DynamoOutboundStore (and proven against it by
+ * test/integration/outbound-store-contract.test.ts): create only if absent, answering the stored
+ * record; claim only at the same attempt while `queued`/`retrying`, or `sending` with an expired
+ * lease; settle only while `sending` at that attempt (`retrying` moves to attempt + 1; the error
+ * fields become the settled attempt's, so `sent` has none). Every operation yields once before
+ * it takes effect, so concurrent callers interleave as two Lambda instances would, and then
+ * checks and writes in one step, as one conditional write does. `hook` can fail or delay any call.
+ */
+export class FakeOutboundStore implements OutboundStore {
+  readonly records = new Map<string, OutboundRecord>();
+  /** The TTL each record was created with (epoch seconds); like the adapter, reads ignore it. */
+  readonly expiresAt = new Map<string, number>();
+  readonly calls: Array<{ method: OutboundStoreMethod; args: unknown[] }> = [];
+  hook: (method: OutboundStoreMethod, args: unknown[]) => Promise<void> | void = () => undefined;
+
+  private async before(method: OutboundStoreMethod, args: unknown[]): Promise<void> {
+    this.calls.push({ method, args: structuredClone(args) });
+    await Promise.resolve();
+    await this.hook(method, args);
+  }
+
+  async create(record: OutboundRecord, expiresAt: number): Promise<OutboundRecord> {
+    await this.before('create', [record, expiresAt]);
+    const existing = this.records.get(record.id);
+    if (existing) return structuredClone(existing);
+    this.records.set(record.id, structuredClone(definedOnly(record)));
+    this.expiresAt.set(record.id, expiresAt);
+    return structuredClone(record);
+  }
+
+  async get(id: string): Promise<OutboundRecord | undefined> {
+    await this.before('get', [id]);
+    const record = this.records.get(id);
+    return record && structuredClone(record);
+  }
+
+  async claim(id: string, attempt: number, nowMs: number, leaseUntilMs: number): Promise<OutboundRecord | undefined> {
+    await this.before('claim', [id, attempt, nowMs, leaseUntilMs]);
+    const record = this.records.get(id);
+    if (!record || record.attempt !== attempt) return undefined;
+    const free = record.state === 'queued' || record.state === 'retrying' || (record.state === 'sending' && record.untilMs < nowMs);
+    if (!free) return undefined;
+    const claimed: OutboundRecord = { ...record, state: 'sending', untilMs: leaseUntilMs, updatedAt: nowMs };
+    this.records.set(id, claimed);
+    return structuredClone(claimed);
+  }
+
+  async settle(id: string, attempt: number, update: OutboundSettleUpdate, nowMs: number): Promise<boolean> {
+    await this.before('settle', [id, attempt, update, nowMs]);
+    const record = this.records.get(id);
+    if (!record || record.state !== 'sending' || record.attempt !== attempt) return false;
+    const { errcode: _errcode, errmsg: _errmsg, ...rest } = record;
+    this.records.set(
+      id,
+      definedOnly({
+        ...rest,
+        state: update.state,
+        untilMs: update.untilMs,
+        updatedAt: nowMs,
+        attempt: update.state === 'retrying' ? attempt + 1 : attempt,
+        errcode: update.errcode,
+        errmsg: update.errmsg,
+        sentAt: update.sentAt ?? record.sentAt,
+      }),
+    );
+    return true;
+  }
+
+  /** A test's view of a record (throws if absent). */
+  record(id: string): OutboundRecord {
+    const record = this.records.get(id);
+    if (!record) throw new Error(`no outbound record ${id}`);
+    return structuredClone(record);
+  }
+}
+
+export interface QueuedOutboundJob {
+  job: OutboundJob;
+  delaySeconds: number;
+}
+
+/** The outbound queue as lists: `sent` keeps every enqueue, `pending` is what a test drains with `next()`. */
+export class FakeOutboundQueue implements OutboundQueue {
+  readonly sent: QueuedOutboundJob[] = [];
+  readonly pending: QueuedOutboundJob[] = [];
+  failNextWith?: Error;
+
+  async enqueue(job: OutboundJob, delaySeconds: number): Promise<void> {
+    await Promise.resolve();
+    if (this.failNextWith) {
+      const err = this.failNextWith;
+      this.failNextWith = undefined;
+      throw err;
+    }
+    const entry = { job: structuredClone(job), delaySeconds };
+    this.sent.push(entry);
+    this.pending.push(structuredClone(entry));
+  }
+
+  /** The oldest pending job (whatever its delay: the test moves the clock itself). */
+  next(): QueuedOutboundJob | undefined {
+    return this.pending.shift();
+  }
+}
