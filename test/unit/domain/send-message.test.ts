@@ -85,13 +85,27 @@ describe('sendMessage to a user', () => {
     expect(sender.framesTo('c1')[0]).toEqual({ type: 'ack', msgId: first.msgId, ts: START });
   });
 
-  it('refuses a WeChat recipient with bad_request and queues nothing', async () => {
-    const { sender, uplink, caller, deps } = await setup();
+  it('refuses a reply to a WeChat user from a non-agent with forbidden, and a bad body from an agent with bad_request; queues nothing', async () => {
+    const { sender, uplink, caller, deps, groups } = await setup();
     const me = caller('c1', 'u1');
-    const frame: SendFrame = { action: 'send', id: 'w1', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body: 1 };
-    await expect(sendMessage(deps(), me, frame)).rejects.toMatchObject({ code: 'bad_request' });
+    const reply = (body: unknown): SendFrame => ({ action: 'send', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body });
+    await expect(sendMessage(deps(), me, reply({ text: 'hi' }))).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('wechat:acc') });
+    await groups.addMembers('wechat:acc', ['u1']);
+    for (const body of [1, { text: '' }, { msgtype: 'image' }, { text: 'x', touser: 'o2' }]) {
+      await expect(sendMessage(deps(), me, reply(body))).rejects.toMatchObject({ code: 'bad_request' });
+    }
     expect(uplink.attempts).toEqual([]);
     expect(sender.posts).toEqual([]);
+  });
+
+  it("queues an agent's reply to a WeChat user and delivers it live to the other agents and the sender's other devices", async () => {
+    const { sender, uplink, caller, deps, groups } = await setup();
+    await groups.addMembers('wechat:acc', ['u1', 'u2']);
+    const result = await sendMessage(deps(), caller('c1', 'u1'), { action: 'send', id: 'w2', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body: { text: 'hi' } });
+    expect(uplink.enqueued.map((m) => m.to)).toEqual([{ wechat: { accountId: 'acc', openId: 'o1' } }]);
+    const messageTargets = sender.posts.filter((p) => JSON.parse(p.data).type === 'message').map((p) => p.connectionId).sort();
+    expect(messageTargets).toEqual(['c1b', 'c2a', 'c2b']);
+    expect(result.duplicate).toBe(false);
   });
 });
 
