@@ -88,7 +88,7 @@ describe('sendMessage to a user', () => {
   it('refuses a reply to a WeChat user from a non-agent with forbidden, and a bad body from an agent with bad_request; queues nothing', async () => {
     const { sender, uplink, caller, deps, groups } = await setup();
     const me = caller('c1', 'u1');
-    const reply = (body: unknown): SendFrame => ({ action: 'send', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body });
+    const reply = (body: SendFrame['body']): SendFrame => ({ action: 'send', to: { wechat: { accountId: 'acc', openId: 'o1' } }, body });
     await expect(sendMessage(deps(), me, reply({ text: 'hi' }))).rejects.toMatchObject({ code: 'forbidden', message: expect.stringContaining('wechat:acc') });
     await groups.addMembers('wechat:acc', ['u1']);
     for (const body of [1, { text: '' }, { msgtype: 'image' }, { text: 'x', touser: 'o2' }]) {
