@@ -10,6 +10,8 @@ const app = new App();
 new WxgateStack(app, 'Wxgate', {
   description: 'wxgate: serverless real-time push gateway (WebSocket API, Lambda, DynamoDB, SQS)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+  // `cdk deploy -c reserveConcurrency=false` on an account too small to reserve concurrency from.
+  reserveConcurrency: app.node.tryGetContext('reserveConcurrency') !== 'false' && app.node.tryGetContext('reserveConcurrency') !== false,
 });
 
 applyNagChecks(app);

@@ -18,6 +18,11 @@ export interface IndexDeclaration {
   readonly indexName: string;
   readonly partitionKey: KeyDeclaration;
   readonly sortKey?: KeyDeclaration;
+  /**
+   * Non-key attributes the index copies (INCLUDE); omitted: every attribute (ALL). An index
+   * write costs by the size it copies, so copy only what its readers use.
+   */
+  readonly projection?: readonly string[];
 }
 
 export interface TableDeclaration {
@@ -43,7 +48,7 @@ export const tables = {
     ttlAttribute: 'expiresAt',
     indexes: [
       // Every connection of a user (multi-device delivery), oldest first.
-      { indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'connectedAt', type: 'N' } },
+      { indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'connectedAt', type: 'N' }, projection: ['deviceId', 'expiresAt'] },
     ],
     envVar: 'CONNECTIONS_TABLE',
     // Every insert and removal (TTL's included) moves the presence counters (GET /v1/stats).
@@ -60,10 +65,10 @@ export const tables = {
     envVar: 'MESSAGES_TABLE',
   },
   groups: {
-    description: 'Group membership: (groupId, userId) rows; the byUser index lists the groups of a user.',
+    description: 'Group membership: (groupId, userId) rows.',
     partitionKey: { name: 'groupId', type: 'S' },
     sortKey: { name: 'userId', type: 'S' },
-    indexes: [{ indexName: 'byUser', partitionKey: { name: 'userId', type: 'S' }, sortKey: { name: 'groupId', type: 'S' } }],
+    indexes: [],
     envVar: 'GROUPS_TABLE',
   },
   admin: {
@@ -120,7 +125,8 @@ export const queues = {
     retentionDays: 14,
     maxReceiveCount: 5,
     envVar: 'UPLINK_QUEUE_URL',
-    consumer: { function: 'uplinkPersister', batchSize: 10 },
+    // Bounded, so a burst of conversations cannot take the concurrency the routes need.
+    consumer: { function: 'uplinkPersister', batchSize: 10, maxConcurrency: 20 },
   },
   fanout: {
     description: 'Fan-out tasks of admin pushes and broadcasts (scan a page of connections, post to a page); a task is idempotent.',
@@ -140,7 +146,7 @@ export const queues = {
     retentionDays: 14,
     maxReceiveCount: 5,
     envVar: 'WECHAT_INBOUND_QUEUE_URL',
-    consumer: { function: 'wechatInbound', batchSize: 10 },
+    consumer: { function: 'wechatInbound', batchSize: 10, maxConcurrency: 5 },
   },
   wechatOutbound: {
     description:
@@ -177,6 +183,12 @@ export interface FunctionDeclaration {
   readonly adminKeys?: boolean;
   /** Needs the WeChat accounts configuration (tokens, EncodingAESKeys, app secrets). */
   readonly wechatAccounts?: boolean;
+  /**
+   * Concurrency reserved for this function (taken from the account's pool), so that bursts of
+   * other functions can never starve it. The stack can leave it out (`reserveConcurrency: false`)
+   * on accounts whose limit is too small to reserve from.
+   */
+  readonly reservedConcurrency?: number;
 }
 
 export const functions = {
@@ -186,12 +198,15 @@ export const functions = {
     timeoutSeconds: 5,
     memoryMb: 256,
     jwtSecret: true,
+    // Nobody connects without it; sized for docs/cost.md's 100,000-connection reconnect storm.
+    reservedConcurrency: 50,
   },
   wsConnect: {
     description: 'WebSocket $connect: registers the connection for its user and device.',
     entry: 'lambdas/handlers/ws-connect.ts',
     timeoutSeconds: 5,
     memoryMb: 256,
+    reservedConcurrency: 50,
     tables: { connections: 'readWrite' },
   },
   wsDisconnect: {

@@ -69,6 +69,13 @@ export interface WxgateStackProps extends StackProps {
    */
   readonly connectionIdleTtlSeconds?: number;
   /**
+   * Reserve the concurrency the declaration asks for (the authorizer and `$connect`). Turn off on
+   * an account whose concurrency limit is too small to reserve from (new accounts may have 10;
+   * Lambda keeps 100 unreserved).
+   * @default true
+   */
+  readonly reserveConcurrency?: boolean;
+  /**
    * `INBOX_TTL_DAYS` for the functions that use the messages table.
    * @default - not set: the Lambda code's default applies
    */
@@ -145,6 +152,7 @@ export class WxgateStack extends Stack {
         description: decl.description,
         timeout: Duration.seconds(decl.timeoutSeconds),
         memorySize: decl.memoryMb,
+        reservedConcurrency: (props.reserveConcurrency ?? true) && 'reservedConcurrency' in decl ? decl.reservedConcurrency : undefined,
         logRetention: props.logRetention,
         environment: this.environmentFor(decl, props),
       });

@@ -68,7 +68,7 @@ function jarDirectory(): string {
 }
 
 /**
- * CreateTable input for one declared table: keys, GSIs (projection ALL), on-demand billing, and a
+ * CreateTable input for one declared table: keys, GSIs (their declared projection), on-demand billing, and a
  * NEW_AND_OLD_IMAGES stream for a table that declares a stream consumer (read locally by
  * stream-poller.ts; DynamoDB Local implements the Streams API on the same endpoint).
  */
@@ -83,7 +83,7 @@ export function createTableInput(name: string, table: TableDeclaration): CreateT
   const GlobalSecondaryIndexes = table.indexes.map((index) => ({
     IndexName: index.indexName,
     KeySchema: keySchema(index.partitionKey, index.sortKey),
-    Projection: { ProjectionType: 'ALL' as const },
+    Projection: index.projection ? { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.projection] } : { ProjectionType: 'ALL' as const },
   }));
   const AttributeDefinitions: AttributeDefinition[] = [...attributes].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType }));
   return {

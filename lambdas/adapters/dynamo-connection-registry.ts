@@ -1,6 +1,6 @@
 import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
-import type { ConnectionRecord, ConnectionRegistry, ScanKey } from '../domain/connection-registry';
+import type { ConnectionRecord, ConnectionRegistry, OpenedRange, ScanKey } from '../domain/connection-registry';
 import { epochSeconds } from '../domain/clock';
 import { queryAll } from './dynamo-paging';
 
@@ -61,13 +61,25 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
     return record && record.expiresAt > epochSeconds(nowMs) ? record : undefined;
   }
 
-  async listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]> {
+  async listByUser(userId: string, nowMs: number, opened: OpenedRange = {}): Promise<ConnectionRecord[]> {
+    const values: Record<string, unknown> = { ':u': userId, ':now': epochSeconds(nowMs) };
+    let range = '';
+    if (opened.after !== undefined && opened.notAfter !== undefined) {
+      range = ' AND connectedAt BETWEEN :from AND :to';
+      Object.assign(values, { ':from': opened.after + 1, ':to': opened.notAfter });
+    } else if (opened.after !== undefined) {
+      range = ' AND connectedAt > :from';
+      values[':from'] = opened.after;
+    } else if (opened.notAfter !== undefined) {
+      range = ' AND connectedAt <= :to';
+      values[':to'] = opened.notAfter;
+    }
     return queryAll<ConnectionRecord>(this.client, {
       TableName: this.tableName,
       IndexName: 'byUser',
-      KeyConditionExpression: 'userId = :u',
+      KeyConditionExpression: `userId = :u${range}`,
       FilterExpression: 'expiresAt > :now',
-      ExpressionAttributeValues: { ':u': userId, ':now': epochSeconds(nowMs) },
+      ExpressionAttributeValues: values,
     });
   }
 

@@ -30,14 +30,23 @@ export interface ConnectionRegistry {
    */
   removeStale(connectionId: string, userId: string): Promise<boolean>;
   get(connectionId: string, nowMs: number): Promise<ConnectionRecord | undefined>;
-  /** Every live (unexpired) connection of a user, oldest first. */
-  listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]>;
+  /**
+   * Every live (unexpired) connection of a user, oldest first; with `opened`, only those whose
+   * connectedAt is in the range (a key condition on the index, so nothing else is read).
+   */
+  listByUser(userId: string, nowMs: number, opened?: OpenedRange): Promise<ConnectionRecord[]>;
   /**
    * One page of one segment of a parallel scan over every connection: the live rows read, and
    * the key to continue from (undefined at the end of the segment). Pages are at most `limit`
    * rows read (expired ones are read and dropped), so a page never silently stops at 1 MB.
    */
   scanPage(segment: number, totalSegments: number, startKey: ScanKey | undefined, limit: number, nowMs: number): Promise<{ records: ConnectionRecord[]; nextKey: ScanKey | undefined }>;
+}
+
+/** A connectedAt range, epoch ms: `after` exclusive, `notAfter` inclusive. */
+export interface OpenedRange {
+  after?: number;
+  notAfter?: number;
 }
 
 /** Where a scan page stopped (DynamoDB's LastEvaluatedKey); opaque to the domain. */

@@ -1,4 +1,4 @@
-import type { ConnectionRecord, ConnectionRegistry } from './connection-registry';
+import type { ConnectionRecord, ConnectionRegistry, OpenedRange } from './connection-registry';
 import type { ConnectionSender } from './messaging-ports';
 import { mapWithConcurrency } from './concurrency';
 
@@ -75,8 +75,9 @@ export async function connectionsOf(
   userIds: Iterable<string>,
   nowMs: number,
   skip: (record: ConnectionRecord) => boolean = () => false,
+  opened?: OpenedRange,
 ): Promise<ConnectionRecord[]> {
   const unique = [...new Set(userIds)];
-  const lists = await mapWithConcurrency(unique, USER_LOOKUP_CONCURRENCY, (userId) => registry.listByUser(userId, nowMs));
+  const lists = await mapWithConcurrency(unique, USER_LOOKUP_CONCURRENCY, (userId) => registry.listByUser(userId, nowMs, opened));
   return lists.flat().filter((record) => !skip(record));
 }

@@ -48,6 +48,11 @@ export interface GatewayFunctionProps {
    */
   readonly logRemovalPolicy?: RemovalPolicy;
   /**
+   * Concurrent executions reserved for this function out of the account's pool.
+   * @default - none: the function shares the unreserved pool
+   */
+  readonly reservedConcurrency?: number;
+  /**
    * Powertools service name (`POWERTOOLS_SERVICE_NAME`).
    * @default 'wxgate'
    */
@@ -94,6 +99,7 @@ export class GatewayFunction extends Construct {
       architecture: Architecture.ARM_64,
       timeout: props.timeout ?? Duration.seconds(10),
       memorySize: props.memorySize ?? 256,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       tracing: Tracing.ACTIVE,
       logGroup: this.logGroup,
       role: this.role,

@@ -29,7 +29,7 @@ const attribute = (key: KeyDeclaration): dynamodb.Attribute => ({
 
 /**
  * Every DynamoDB table of the declaration: on demand, point-in-time recovery, encrypted at
- * rest (AWS managed key), TTL and global secondary indexes (projection ALL) as declared.
+ * rest (AWS managed key), TTL and global secondary indexes (their declared projection, else ALL) as declared.
  */
 export class GatewayTables extends Construct {
   /** The tables, keyed by declared table id. */
@@ -57,7 +57,9 @@ export class GatewayTables extends Construct {
           indexName: index.indexName,
           partitionKey: attribute(index.partitionKey),
           sortKey: index.sortKey ? attribute(index.sortKey) : undefined,
-          projectionType: dynamodb.ProjectionType.ALL,
+          ...(index.projection
+            ? { projectionType: dynamodb.ProjectionType.INCLUDE, nonKeyAttributes: [...index.projection] }
+            : { projectionType: dynamodb.ProjectionType.ALL }),
         });
       }
       created[tableId] = table;

@@ -233,7 +233,7 @@ describe('DynamoDB tables', () => {
     }
   });
 
-  test.each(tableIds)('%s: the declared GSIs (projection ALL) and no others', (id) => {
+  test.each(tableIds)('%s: the declared GSIs (their declared projection, else ALL) and no others', (id) => {
     const p = template.toJSON().Resources[tableLogicalId(id)].Properties;
     const expected = tables[id].indexes.map((index) => ({
       IndexName: index.indexName,
@@ -241,7 +241,8 @@ describe('DynamoDB tables', () => {
         { AttributeName: index.partitionKey.name, KeyType: 'HASH' },
         ...('sortKey' in index && index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' }] : []),
       ],
-      Projection: { ProjectionType: 'ALL' },
+      Projection:
+        'projection' in index && index.projection ? { ProjectionType: 'INCLUDE', NonKeyAttributes: [...index.projection] } : { ProjectionType: 'ALL' },
     }));
     expect(p.GlobalSecondaryIndexes ?? []).toEqual(expected);
     const attributes = new Map((p.AttributeDefinitions as Array<{ AttributeName: string; AttributeType: string }>).map((a) => [a.AttributeName, a.AttributeType]));
@@ -251,7 +252,7 @@ describe('DynamoDB tables', () => {
     }
   });
 
-  test('connections has the byUser index on userId / connectedAt', () => {
+  test('connections has the byUser index on userId / connectedAt, copying only what delivery reads', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', {
       KeySchema: [{ AttributeName: 'connectionId', KeyType: 'HASH' }],
       TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
@@ -262,7 +263,7 @@ describe('DynamoDB tables', () => {
             { AttributeName: 'userId', KeyType: 'HASH' },
             { AttributeName: 'connectedAt', KeyType: 'RANGE' },
           ],
-          Projection: { ProjectionType: 'ALL' },
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['deviceId', 'expiresAt'] },
         },
       ],
       AttributeDefinitions: Match.arrayWith([{ AttributeName: 'connectedAt', AttributeType: 'N' }]),
@@ -374,6 +375,20 @@ describe('Lambda functions', () => {
       expect(endpoint).toContain(`"/${websocket.stageName}"`);
       expect(mentions(variables[envNames.managementEndpoint], apiLogicalId())).toBe(true);
     }
+  });
+
+  test.each(functionIds)('%s: reserved concurrency exactly as declared (the authorizer and $connect), none otherwise', (id) => {
+    const declared = 'reservedConcurrency' in decl(id) ? (decl(id) as { reservedConcurrency: number }).reservedConcurrency : undefined;
+    expect(fnProps(id).ReservedConcurrentExecutions).toBe(declared);
+  });
+
+  test('the routes no one may starve have reserved concurrency, and reserveConcurrency: false leaves it out', () => {
+    expect(fnProps('wsAuthorizer').ReservedConcurrentExecutions).toBeGreaterThan(0);
+    expect(fnProps('wsConnect').ReservedConcurrentExecutions).toBeGreaterThan(0);
+    const { stack: small, template: smallTemplate } = synthGateway({ reserveConcurrency: false });
+    const reserved = Object.values(smallTemplate.findResources('AWS::Lambda::Function')).filter((r) => r.Properties.ReservedConcurrentExecutions !== undefined);
+    expect(reserved).toEqual([]);
+    expect(Object.keys(small.functions)).toEqual(functionIds);
   });
 
   test('the local-only secret value variable is never set in AWS', () => {

@@ -5,7 +5,7 @@
  * claim can be taken again, inbox positions sort as plain strings.
  */
 import { epochSeconds, type Clock } from '../../lambdas/domain/clock';
-import type { ConnectionRecord, ConnectionRegistry, ScanKey } from '../../lambdas/domain/connection-registry';
+import type { ConnectionRecord, ConnectionRegistry, OpenedRange, ScanKey } from '../../lambdas/domain/connection-registry';
 import type { DeliveryDeps } from '../../lambdas/domain/delivery';
 import type { NonceStore } from '../../lambdas/domain/admin-auth';
 import type { FanoutQueue, FanoutTask, JobCounters, JobRecord, JobStore } from '../../lambdas/domain/fanout';
@@ -66,9 +66,10 @@ export class FakeConnectionRegistry implements ConnectionRegistry {
     return row && row.expiresAt > epochSeconds(nowMs) ? { ...row } : undefined;
   }
 
-  async listByUser(userId: string, nowMs: number): Promise<ConnectionRecord[]> {
+  async listByUser(userId: string, nowMs: number, opened: OpenedRange = {}): Promise<ConnectionRecord[]> {
     return [...this.rows.values()]
       .filter((row) => row.userId === userId && row.expiresAt > epochSeconds(nowMs))
+      .filter((row) => (opened.after === undefined || row.connectedAt > opened.after) && (opened.notAfter === undefined || row.connectedAt <= opened.notAfter))
       .sort((a, b) => a.connectedAt - b.connectedAt)
       .map((row) => ({ ...row }));
   }
