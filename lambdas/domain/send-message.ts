@@ -1,11 +1,12 @@
 import type { Clock } from './clock';
+import { isReservedUserId } from './client-token';
 import { epochSeconds } from './clock';
 import type { ConnectionIdentity } from './connection-lifecycle';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, postWithRetry, type DeliveryDeps, type DeliveryReport } from './delivery';
-import { forbidden, GatewayError } from './errors';
+import { badRequest, forbidden, GatewayError } from './errors';
 import { agentGroupOf } from './wechat-callback';
-import { serviceMessageOf } from './wechat-outbound';
+import { isWechatUserId, serviceMessageOf } from './wechat-outbound';
 import type { MessageFrame, SendFrame } from './frames';
 import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
 
@@ -129,7 +130,13 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
     // Only the account's agents answer its WeChat users; the body must be a message WeChat takes.
     const agents = agentGroupOf(to.wechat.accountId);
     if (!(await deps.groups.isMember(agents, caller.userId))) throw forbidden(`only members of group "${agents}" (the account's agents) may send to its WeChat users`);
+    if (!isWechatUserId(to.wechat.openId)) throw badRequest('to.wechat.openId must be one WeChat user: an openId or WeCom user id of [A-Za-z0-9_.@-], not starting with "@" or "."');
     serviceMessageOf(frame.body);
+  }
+  // `wechat:…` user ids are WeChat users and account inboxes (the latter read by the account's
+  // agents as its WeChat conversation): no client writes into them.
+  if ('user' in to && isReservedUserId(to.user)) {
+    throw forbidden(`"${to.user}" is a WeChat user or account inbox; answer a WeChat user with to.wechat (agents of the account only)`);
   }
   if ('group' in to && !(await deps.groups.isMember(to.group, caller.userId))) {
     throw forbidden(`only members of group "${to.group}" may send to it`);

@@ -140,22 +140,46 @@ export function serviceMessageOf(body: unknown): Record<string, unknown> {
       if (fields.text.length === 0) throw badRequest('body.text must not be empty');
       return { msgtype: 'text', text: { content: fields.text } };
     }
-    // Own fields only: {"msgtype":"__proto__"} must not pass on the inherited Object.prototype.
-    if (typeof fields.msgtype === 'string' && /^[a-z_]{1,32}$/.test(fields.msgtype) && Object.hasOwn(fields, fields.msgtype) && typeof fields[fields.msgtype] === 'object' && fields[fields.msgtype] !== null) {
-      if ('touser' in fields || 'agentid' in fields) throw badRequest('body must not carry touser or agentid: the gateway sets them');
+    // Own fields only: {"msgtype":"__proto__"} must not pass on the inherited Object.prototype,
+    // nor on an own "__proto__" member (JSON.parse makes one), which a store round trip turns into a prototype.
+    if (
+      typeof fields.msgtype === 'string' &&
+      /^[a-z_]{1,32}$/.test(fields.msgtype) &&
+      fields.msgtype !== '__proto__' &&
+      Object.hasOwn(fields, fields.msgtype) &&
+      typeof fields[fields.msgtype] === 'object' &&
+      fields[fields.msgtype] !== null
+    ) {
+      const addressing = ADDRESSING_FIELDS.filter((field) => Object.hasOwn(fields, field));
+      if (addressing.length > 0) throw badRequest(`body must not carry ${addressing.join(', ')}: the gateway addresses the message to the one user named by openId`);
       return fields;
     }
   }
   throw badRequest('a message to a WeChat user needs body {"text":"…"} or WeChat fields {"msgtype":"<type>","<type>":{…}}');
 }
 
+/**
+ * Fields that address a message. The gateway sets `touser` (and WeCom's `agentid`) from the
+ * record; WeCom's `toparty` / `totag` would send an application message to a whole department or
+ * tag, beside the one user an agent answers.
+ */
+const ADDRESSING_FIELDS = ['touser', 'agentid', 'toparty', 'totag'] as const;
+
 const MAX_OPEN_ID = 128;
+/**
+ * One WeChat user: an openId (official accounts, mini-programs: letters, digits, `_`, `-`) or a
+ * WeCom user id (letters, digits, `_-@.`, starting with a letter or digit). Never WeCom's `@all`
+ * nor a `|`-separated list, which would send one application message to many people.
+ */
+const WECHAT_USER_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.@-]*$/;
+export const isWechatUserId = (value: unknown): value is string => typeof value === 'string' && value.length <= MAX_OPEN_ID && WECHAT_USER_ID.test(value);
+const OPEN_ID_RULE = `openId must be one WeChat user: an openId or WeCom user id of 1-${MAX_OPEN_ID} characters of [A-Za-z0-9_.@-], not starting with "@" or "."`;
 
 /** Parses the admin API's `POST /v1/wechat/{accountId}/messages` body into a request (without id). */
 export function adminOutboundOf(body: unknown): { openId: string; kind: OutboundKind; message: Record<string, unknown>; clientMsgId?: string } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('body must be a JSON object');
   const { openId, clientMsgId, ...fields } = body as Record<string, unknown>;
-  if (typeof openId !== 'string' || openId.length === 0 || openId.length > MAX_OPEN_ID) throw badRequest(`openId must be a string of 1-${MAX_OPEN_ID} characters`);
+  if (!isWechatUserId(openId)) throw badRequest(OPEN_ID_RULE);
   if (clientMsgId !== undefined && (typeof clientMsgId !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(clientMsgId))) {
     throw badRequest('clientMsgId must be 1-32 characters of [A-Za-z0-9_-]');
   }
@@ -201,6 +225,9 @@ export type OutboundOutcome = 'sent' | 'failed' | 'retrying' | 'skipped';
 /** The call and its payload for an account; a WeCom account sends application messages with its AgentId. */
 export function callFor(account: WechatAccount, record: Pick<OutboundRecord, 'kind' | 'openId' | 'message' | 'id' | 'clientMsgId'>): { call: OutboundCall; payload: Record<string, unknown> } {
   if (!account.appSecret) throw new GatewayError('bad_request', `account "${account.accountId}" has no appSecret configured, which sending needs (access tokens)`);
+  // Whatever a record holds, a call reaches one user (see ADDRESSING_FIELDS).
+  if (!isWechatUserId(record.openId)) throw badRequest(OPEN_ID_RULE);
+  if (Object.hasOwn(record.message, 'toparty') || Object.hasOwn(record.message, 'totag')) throw badRequest('a message must not carry toparty or totag');
   if (account.kind === 'wecom') {
     if (record.kind !== 'service') throw new GatewayError('bad_request', `WeCom account "${account.accountId}" sends application messages only, not ${record.kind} messages`);
     if (account.agentId === undefined) throw new GatewayError('bad_request', `WeCom account "${account.accountId}" has no agentId configured`);

@@ -1,0 +1,107 @@
+/**
+ * A hostile review of issue 9 (WeChat outbound, tokens, login) and the account inbox of issue 8:
+ * each case is a way to break what was built, pinned as a test.
+ */
+import { monotonicFactory } from 'ulid';
+import type { ConnectionIdentity } from '../../../lambdas/domain/connection-lifecycle';
+import { sendMessage, type SendDeps } from '../../../lambdas/domain/send-message';
+import type { WechatAccount } from '../../../lambdas/domain/wechat-accounts';
+import { adminOutboundOf, callFor, serviceMessageOf } from '../../../lambdas/domain/wechat-outbound';
+import { GatewayError } from '../../../lambdas/domain/errors';
+import { fakeDeliveryDeps, FakeConnectionRegistry, FakeConnectionSender, FakeGroupDirectory, FakeMessageStore, FakeUplinkQueue, ManualClock } from '../../support/fakes';
+
+const START = Date.UTC(2026, 0, 1, 12);
+
+function sendRig() {
+  const clock = new ManualClock(START);
+  const registry = new FakeConnectionRegistry();
+  const sender = new FakeConnectionSender();
+  const messages = new FakeMessageStore(() => clock.nowMs());
+  const uplink = new FakeUplinkQueue();
+  const groups = new FakeGroupDirectory({ 'wechat:acc': ['agent'] });
+  const nextUlid = monotonicFactory();
+  let attempts = 0;
+  const deps: SendDeps = {
+    messages,
+    groups,
+    uplink,
+    registry,
+    delivery: fakeDeliveryDeps(sender, registry),
+    clock,
+    newMsgId: (nowMs) => nextUlid(nowMs),
+    newAttemptId: () => `attempt-${++attempts}`,
+    sleep: async () => undefined,
+    dedupWindowSeconds: 300,
+  };
+  const caller = (userId: string): ConnectionIdentity => ({ connectionId: `c-${userId}`, userId, deviceId: 'd', connectedAt: START - 1000 });
+  return { deps, uplink, caller };
+}
+
+describe('the account inbox wechat:{accountId} holds WeChat messages only', () => {
+  it.each(['wechat:acc', 'wechat:acc:o1'])('a client cannot send to the reserved user %s (nothing queued)', async (reserved) => {
+    const { deps, uplink, caller } = sendRig();
+    const failure = sendMessage(deps, caller('mallory'), { action: 'send', id: 'x', to: { user: reserved }, body: { text: 'pay to account 123' } });
+    await expect(failure).rejects.toBeInstanceOf(GatewayError);
+    expect(uplink.attempts).toEqual([]);
+  });
+});
+
+const OA: WechatAccount = { accountId: 'oa1', kind: 'oa', token: 'tok123', receiveId: 'wx0123456789', appSecret: 'secret' };
+const WECOM: WechatAccount = { accountId: 'wc1', kind: 'wecom', token: 'tok123', encodingAESKey: 'a'.repeat(43), receiveId: 'ww0123', appSecret: 'secret', agentId: 1000002 };
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return err instanceof GatewayError ? err.code : `not a GatewayError: ${String(err)}`;
+  }
+  return undefined;
+}
+
+describe('a reply reaches one WeChat user, never a WeCom department, tag or the whole corp', () => {
+  const text = { msgtype: 'text', text: { content: 'x' } };
+
+  it.each([
+    ['toparty', { ...text, toparty: '1' }],
+    ['totag', { ...text, totag: '2' }],
+  ])('a body with %s is bad_request (WeCom would send to every member of it)', (_field, body) => {
+    expect(codeOf(() => serviceMessageOf(body))).toBe('bad_request');
+    expect(codeOf(() => adminOutboundOf({ openId: 'zhangsan', ...body }))).toBe('bad_request');
+  });
+
+  it.each(['@all', 'zhangsan|lisi', 'a b', 'o\n1', '用户', '.x'])('the openId %j is bad_request from an agent on WebSocket (nothing queued) and on the admin API', async (openId) => {
+    const { deps, uplink, caller } = sendRig();
+    await expect(sendMessage(deps, caller('agent'), { action: 'send', id: 'r', to: { wechat: { accountId: 'acc', openId } }, body: { text: 'x' } })).rejects.toMatchObject({
+      code: 'bad_request',
+      message: expect.stringContaining('openId'),
+    });
+    expect(uplink.attempts).toEqual([]);
+    expect(codeOf(() => adminOutboundOf({ openId, text: 'x' }))).toBe('bad_request');
+  });
+
+  it('the worker never builds a call to more than one user, whatever the record holds', () => {
+    const record = { id: 'r', kind: 'service' as const, message: text };
+    expect(() => callFor(WECOM, { ...record, openId: '@all' })).toThrow(GatewayError);
+    expect(() => callFor(WECOM, { ...record, openId: 'a|b' })).toThrow(GatewayError);
+    expect(() => callFor(WECOM, { ...record, openId: 'a', message: { ...text, toparty: '1' } })).toThrow(GatewayError);
+    expect(callFor(WECOM, { ...record, openId: 'zhang.san@corp' }).payload).toMatchObject({ touser: 'zhang.san@corp', agentid: 1000002 });
+    expect(callFor(OA, { ...record, openId: 'oAbC-_12' }).payload).toMatchObject({ touser: 'oAbC-_12' });
+  });
+
+  it('ordinary openIds and WeCom user ids pass', async () => {
+    const { deps, uplink, caller } = sendRig();
+    const openIds = ['o6_bmjrPTlm6_2sgVt7hMZOPfL2M', 'zhangsan', 'Zhang.San@example', 'wmXXXX-_1', 'o'.repeat(128)];
+    for (const openId of openIds) {
+      expect(adminOutboundOf({ openId, text: 'x' }).openId).toBe(openId);
+      await sendMessage(deps, caller('agent'), { action: 'send', to: { wechat: { accountId: 'acc', openId } }, body: { text: 'x' } });
+    }
+    expect(uplink.enqueued.map((m) => ('wechat' in m.to ? m.to.wechat.openId : undefined))).toEqual(openIds);
+    expect(codeOf(() => adminOutboundOf({ openId: 'o'.repeat(129), text: 'x' }))).toBe('bad_request');
+  });
+});
+
+describe('hostile bodies', () => {
+  it('an own "__proto__" member named by msgtype is refused, as the inherited one is', () => {
+    expect(codeOf(() => serviceMessageOf(JSON.parse('{"msgtype":"__proto__","__proto__":{"content":"x"}}')))).toBe('bad_request');
+  });
+});
