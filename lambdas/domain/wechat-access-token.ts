@@ -1,6 +1,6 @@
 import type { Clock } from './clock';
 import { WechatAccountsError, type WechatAccount } from './wechat-accounts';
-import { WechatNetworkError, type AccessTokens, type WechatTokenApi } from './wechat-api';
+import { WechatApiError, WechatNetworkError, type AccessTokens, type FetchedToken, type WechatTokenApi } from './wechat-api';
 
 /**
  * Access tokens of official accounts (cgi-bin/stable_token) and WeCom apps (cgi-bin/gettoken),
@@ -52,6 +52,8 @@ export const EXPIRY_MARGIN_MS = 60_000;
  * stable_token in normal mode answers exactly the token WeChat currently holds valid.
  */
 export const FORCE_INTERVAL_MS = 60_000;
+/** WeChat's answer to a forced refresh once the day's quota of them is spent. */
+const FORCE_QUOTA_SPENT = 45009;
 
 /** The token row of an account. Every field may be missing: a row may hold only a lease. */
 export interface TokenRow {
@@ -147,9 +149,21 @@ export function createAccessTokens(deps: AccessTokenDeps): AccessTokens {
       // normal fetch gets the current token. WeCom's gettoken has no force flag: it answers the
       // token WeCom holds valid, a new one once the old was invalidated or expired.
       const lastForced = row?.lastForcedAtMs;
-      const forced = !replaced && account.kind === 'oa' && !(lastForced !== undefined && now - lastForced < FORCE_INTERVAL_MS);
+      let forced = !replaced && account.kind === 'oa' && !(lastForced !== undefined && now - lastForced < FORCE_INTERVAL_MS);
       const fetchedAt = clock.nowMs();
-      const token = await api.fetchToken(account, { forceRefresh: forced });
+      let token: FetchedToken;
+      try {
+        token = await api.fetchToken(account, { forceRefresh: forced });
+      } catch (error) {
+        // The day's forced refreshes are spent (45009; WeChat allows 20, shared with whatever else
+        // uses this appId). If someone else's forced refresh replaced the token, normal mode
+        // answers the current one; without this every message would fail until the cached
+        // token's expiry. Normal mode answering the refused token again helps no one: the 45009.
+        if (!(forced && error instanceof WechatApiError && error.errcode === FORCE_QUOTA_SPENT)) throw error;
+        token = await api.fetchToken(account, { forceRefresh: false });
+        if (mode.kind === 'invalid' && token.accessToken === mode.staleToken) throw error;
+        forced = false;
+      }
       fetched = { accessToken: token.accessToken, expiresAtMs: fetchedAt + token.expiresInSeconds * 1000 - marginMs(token.expiresInSeconds), forced, fetchedAt };
     } catch (error) {
       // Best effort: an unreleased lease runs out within LEASE_MS anyway.

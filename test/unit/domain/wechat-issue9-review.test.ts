@@ -8,6 +8,8 @@ import { sendMessage, type SendDeps } from '../../../lambdas/domain/send-message
 import type { WechatAccount } from '../../../lambdas/domain/wechat-accounts';
 import { adminOutboundOf, callFor, serviceMessageOf } from '../../../lambdas/domain/wechat-outbound';
 import { GatewayError } from '../../../lambdas/domain/errors';
+import { createAccessTokens, type TokenRow, type TokenStore } from '../../../lambdas/domain/wechat-access-token';
+import { WechatApiError, type WechatTokenApi } from '../../../lambdas/domain/wechat-api';
 import { fakeDeliveryDeps, FakeConnectionRegistry, FakeConnectionSender, FakeGroupDirectory, FakeMessageStore, FakeUplinkQueue, ManualClock } from '../../support/fakes';
 
 const START = Date.UTC(2026, 0, 1, 12);
@@ -103,5 +105,75 @@ describe('a reply reaches one WeChat user, never a WeCom department, tag or the 
 describe('hostile bodies', () => {
   it('an own "__proto__" member named by msgtype is refused, as the inherited one is', () => {
     expect(codeOf(() => serviceMessageOf(JSON.parse('{"msgtype":"__proto__","__proto__":{"content":"x"}}')))).toBe('bad_request');
+  });
+});
+
+describe('access tokens: a forced refresh WeChat refuses for the day', () => {
+  /** Sequential in-memory store with the adapter's conditions (enough for one caller at a time). */
+  class SimpleTokenStore implements TokenStore {
+    readonly rows = new Map<string, TokenRow>();
+    async read(accountId: string) {
+      const row = this.rows.get(accountId);
+      return row && { ...row };
+    }
+    async tryLease(accountId: string, owner: string, nowMs: number, leaseUntilMs: number) {
+      const row = this.rows.get(accountId) ?? {};
+      if (row.leaseUntilMs !== undefined && row.leaseUntilMs > nowMs) return false;
+      this.rows.set(accountId, { ...row, leaseOwner: owner, leaseUntilMs });
+      return true;
+    }
+    async saveToken(accountId: string, owner: string, token: string, expiresAtMs: number, forced: boolean, nowMs: number) {
+      const row = this.rows.get(accountId);
+      if (row?.leaseOwner !== owner) return false;
+      const { leaseOwner: _o, leaseUntilMs: _u, ...rest } = row;
+      this.rows.set(accountId, { ...rest, accessToken: token, expiresAtMs, fetchedAtMs: nowMs, ...(forced ? { lastForcedAtMs: nowMs } : {}) });
+      return true;
+    }
+    async releaseLease(accountId: string, owner: string) {
+      const row = this.rows.get(accountId);
+      if (row?.leaseOwner !== owner) return;
+      const { leaseOwner: _o, leaseUntilMs: _u, ...rest } = row;
+      this.rows.set(accountId, rest);
+    }
+  }
+
+  /**
+   * stable_token as WeChat runs it: normal mode answers the current token; a forced refresh past
+   * the day's 20 answers 45009. Someone else (another system on the same appId) forced T0 away.
+   */
+  function rig() {
+    const clock = new ManualClock(START);
+    const store = new SimpleTokenStore();
+    store.rows.set('oa1', { accessToken: 'T0', expiresAtMs: START + 3_600_000, fetchedAtMs: START - 3_600_000 });
+    const fetches: boolean[] = [];
+    const api: WechatTokenApi = {
+      fetchToken: async (_account, { forceRefresh }) => {
+        fetches.push(forceRefresh);
+        if (forceRefresh) throw new WechatApiError(45009, 'reach max api daily quota limit', 'stable_token');
+        return { accessToken: 'T-other', expiresInSeconds: 7000 };
+      },
+    };
+    let owners = 0;
+    const tokens = createAccessTokens({ store, api, clock, sleep: async () => undefined, newLeaseOwner: () => `o${++owners}` });
+    return { store, fetches, tokens };
+  }
+
+  it('falls back to normal mode, which answers the token WeChat holds valid now, and stores it', async () => {
+    const { store, fetches, tokens } = rig();
+    await expect(tokens.refreshAfterInvalid(OA, 'T0')).resolves.toBe('T-other');
+    expect(fetches).toEqual([true, false]);
+    expect(store.rows.get('oa1')).toMatchObject({ accessToken: 'T-other' });
+    expect(store.rows.get('oa1')?.lastForcedAtMs).toBeUndefined();
+    expect(store.rows.get('oa1')?.leaseOwner).toBeUndefined();
+    // The next message gets the valid token from the cache: no more failed messages for the rest of the day.
+    await expect(tokens.get(OA)).resolves.toBe('T-other');
+  });
+
+  it('when normal mode answers the refused token again, the caller gets the 45009 (never the refused token)', async () => {
+    const { store, fetches, tokens } = rig();
+    store.rows.set('oa1', { accessToken: 'T-other', expiresAtMs: START + 3_600_000, fetchedAtMs: START - 3_600_000 });
+    await expect(tokens.refreshAfterInvalid(OA, 'T-other')).rejects.toMatchObject({ errcode: 45009 });
+    expect(fetches).toEqual([true, false]);
+    expect(store.rows.get('oa1')?.leaseOwner).toBeUndefined();
   });
 });
