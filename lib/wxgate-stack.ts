@@ -39,12 +39,12 @@ export interface WxgateStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /**
    * WebSocket stage throttling: steady-state requests per second.
-   * @default 500
+   * @default 2000 (the declaration's `stageThrottle`, sized in lib/gateway-declaration.ts)
    */
   readonly webSocketRateLimit?: number;
   /**
    * WebSocket stage throttling: burst.
-   * @default 1000
+   * @default 4000 (the declaration's `stageThrottle`)
    */
   readonly webSocketBurstLimit?: number;
   /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isReservedUserId, isValidId } from './client-token';
-import { badRequest } from './errors';
+import { badRequest, GatewayError } from './errors';
 import { assertBodySize } from './frames';
 
 /** Request bodies of the admin API (docs/admin-api.md). A bad one is a 400 naming the field. */
@@ -56,6 +56,17 @@ export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: s
   }
   if (kind === 'push') assertBodySize((result.data as PushRequestBody).body);
   return result.data as z.infer<(typeof schemas)[K]>;
+}
+
+/**
+ * The group-size limit (docs/architecture.md, "Limits"): a change that could take the group past
+ * `max` members is refused with 409. Every listed addition counts as new (no read per user), and
+ * concurrent changes are not serialized, so the limit is approximate by at most one request's
+ * additions.
+ */
+export function checkGroupSize(current: number, change: MembersRequestBody, max: number): void {
+  const after = current + (change.add?.length ?? 0) - (change.remove?.length ?? 0);
+  if (after > max) throw new GatewayError('conflict', `the group would have up to ${after} members; the limit is ${max}`);
 }
 
 export function pathId(value: string | undefined, name: string): string {

@@ -20,6 +20,8 @@ export class GatewayError extends Error {
   constructor(
     readonly code: ErrorCode,
     message: string,
+    /** For `rate_limited`: how long to wait before trying again. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'GatewayError';
@@ -32,7 +34,7 @@ export const tooLarge = (message: string) => new GatewayError('too_large', messa
 export const unauthorized = (message: string) => new GatewayError('unauthorized', message);
 
 /** The client-safe view of any thrown value. */
-export function toClientError(err: unknown): { code: ErrorCode; message: string } {
-  if (err instanceof GatewayError) return { code: err.code, message: err.message };
+export function toClientError(err: unknown): { code: ErrorCode; message: string; retryAfterMs?: number } {
+  if (err instanceof GatewayError) return { code: err.code, message: err.message, ...(err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {}) };
   return { code: 'internal', message: 'internal error; the request was not completed' };
 }

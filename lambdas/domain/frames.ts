@@ -137,7 +137,13 @@ export type ServerFrame =
   | { type: 'ack'; id?: string; msgId: string; ts: number }
   | { type: 'pong'; id?: string; ts: number }
   | { type: 'sync'; id?: string; messages: MessageFrame[]; next: string | null; cursor: string }
-  | { type: 'error'; id?: string; code: ErrorCode; message: string }
+  | { type: 'error'; id?: string; code: ErrorCode; message: string; retryAfterMs?: number }
   | MessageFrame;
 
-export const errorFrame = (code: ErrorCode, message: string, id?: string): ServerFrame => ({ type: 'error', id, code, message });
+export const errorFrame = (code: ErrorCode, message: string, id?: string, retryAfterMs?: number): ServerFrame => ({
+  type: 'error',
+  id,
+  code,
+  message,
+  ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+});

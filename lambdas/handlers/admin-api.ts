@@ -1,6 +1,7 @@
 import { verifyAdminRequest } from '../domain/admin-auth';
 import { adminPush } from '../domain/admin-push';
-import { pageLimit, parseJson, parseRequestBody, pathId } from '../domain/admin-requests';
+import { checkGroupSize, pageLimit, parseJson, parseRequestBody, pathId } from '../domain/admin-requests';
+import { maxGroupMembers } from '../runtime/config';
 import { adminOutboundOf, callFor, outboundIdOf, outboundView, submitOutbound } from '../domain/wechat-outbound';
 import { outboundStore, outboundSubmitDeps } from '../runtime/wechat-dependencies';
 import { loadWechatAccounts } from '../runtime/wechat-accounts-source';
@@ -66,6 +67,7 @@ const routes: Record<string, Route> = {
     const groupId = pathId(event.pathParameters?.groupId, 'groupId');
     const request = parseRequestBody('members', body);
     const groups = groupDirectory();
+    if (request.add?.length) checkGroupSize(await groups.countMembers(groupId), request, maxGroupMembers());
     if (request.add?.length) await groups.addMembers(groupId, request.add);
     if (request.remove?.length) await groups.removeMembers(groupId, request.remove);
     return json(200, { groupId, members: await groups.countMembers(groupId) });

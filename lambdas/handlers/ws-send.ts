@@ -1,18 +1,21 @@
 import { parseClientFrame } from '../domain/frames';
+import { admitSend } from '../domain/send-rate';
 import { sendMessage } from '../domain/send-message';
+import { sendRateDeps } from '../runtime/limit-dependencies';
 import { sendDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
 import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
 
 /**
- * `send`: the ack is posted to the sender as soon as the message is queued, before live
+ * `send`: the user's send rate is checked first (`rate_limited` with `retryAfterMs`); the ack is posted to the sender as soon as the message is queued, before live
  * delivery, so it does not wait for the fan-out. Errors come back as error frames.
  */
 export const handler = wsRoute(async (event) => {
   try {
     const frame = parseClientFrame('send', event.body);
     const caller = callerOf(event);
+    await admitSend(sendRateDeps(), caller.userId);
     const { msgId, delivery, duplicate, afterAckFailures } = await sendMessage(sendDeps(), caller, frame);
     countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
     if (delivery) recordDelivery('live', delivery);

@@ -26,11 +26,11 @@ export function observed<E, R>(handler: (event: E, context: Context) => Promise<
 export function errorFrames(): MiddlewareObj<WsEvent, WsResult> {
   return {
     onError: async (request) => {
-      const { code, message } = toClientError(request.error);
+      const { code, message, retryAfterMs } = toClientError(request.error);
       if (code === 'internal') logger.error('route failed', request.error as Error);
       else logger.info('request refused', { code, reason: message });
       const id = request.event.isBase64Encoded ? undefined : frameIdOf(request.event.body);
-      request.response = { statusCode: 200, body: JSON.stringify(errorFrame(code, message, id)) };
+      request.response = { statusCode: 200, body: JSON.stringify(errorFrame(code, message, id, retryAfterMs)) };
     },
   };
 }

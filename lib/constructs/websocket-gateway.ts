@@ -6,7 +6,7 @@ import { WebSocketLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integra
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { websocket as declaredWebSocket, type FunctionId, type WebSocketRouteDeclaration } from '../gateway-declaration';
+import { websocket as declaredWebSocket, type FunctionId, type ThrottleDeclaration, type WebSocketRouteDeclaration } from '../gateway-declaration';
 import { jsonAccessLogFormat } from './access-log';
 import { constructIdOf } from './declaration-helpers';
 
@@ -15,6 +15,7 @@ export interface WebSocketDeclaration {
   readonly routeSelectionExpression: string;
   readonly stageName: string;
   readonly authorizer: { readonly function: FunctionId; readonly identitySource: string };
+  readonly stageThrottle?: ThrottleDeclaration;
   readonly routes: readonly WebSocketRouteDeclaration[];
 }
 
@@ -28,12 +29,12 @@ export interface WebSocketGatewayProps {
   readonly declaration?: WebSocketDeclaration;
   /**
    * Steady-state requests per second allowed on the stage (all routes).
-   * @default 500
+   * @default the declaration's `stageThrottle.rateLimit` (2,000), else 500
    */
   readonly throttleRateLimit?: number;
   /**
    * Burst of requests allowed on the stage.
-   * @default 1000
+   * @default the declaration's `stageThrottle.burstLimit` (4,000), else 1,000
    */
   readonly throttleBurstLimit?: number;
   /**
@@ -113,14 +114,21 @@ export class WebSocketGateway extends Construct {
       stageName: decl.stageName,
       autoDeploy: true,
       throttle: {
-        rateLimit: props.throttleRateLimit ?? 500,
-        burstLimit: props.throttleBurstLimit ?? 1000,
+        rateLimit: props.throttleRateLimit ?? decl.stageThrottle?.rateLimit ?? 500,
+        burstLimit: props.throttleBurstLimit ?? decl.stageThrottle?.burstLimit ?? 1000,
       },
       accessLogSettings: {
         destination: new apigwv2.LogGroupLogDestination(this.accessLogGroup),
         format: jsonAccessLogFormat('websocket'),
       },
     });
+
+    // Route throttles (the L2 stage has no property for them).
+    const routes: readonly WebSocketRouteDeclaration[] = decl.routes;
+    const routeSettings = Object.fromEntries(
+      routes.flatMap((route) => (route.throttle ? [[route.routeKey, { ThrottlingRateLimit: route.throttle.rateLimit, ThrottlingBurstLimit: route.throttle.burstLimit }]] : [])),
+    );
+    if (Object.keys(routeSettings).length > 0) (this.stage.node.defaultChild as apigwv2.CfnStage).addPropertyOverride('RouteSettings', routeSettings);
 
     this.callbackUrl = this.stage.callbackUrl;
     const apiArn = Stack.of(this).formatArn({ service: 'execute-api', resource: this.api.apiId });

@@ -6,6 +6,8 @@ import {
   queues,
   tables,
   websocket,
+  webSocketTarget,
+  type WebSocketRouteDeclaration,
   type FunctionDeclaration,
   type FunctionId,
   type IndexDeclaration,
@@ -142,7 +144,7 @@ describe('WebSocket API', () => {
       StageName: websocket.stageName,
       AutoDeploy: true,
       ApiId: { Ref: apiLogicalId() },
-      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      DefaultRouteSettings: { ThrottlingRateLimit: websocket.stageThrottle.rateLimit, ThrottlingBurstLimit: websocket.stageThrottle.burstLimit },
       AccessLogSettings: { DestinationArn: { 'Fn::GetAtt': [logicalIdOf(stack.webSocket.accessLogGroup), 'Arn'] } },
     });
     const format = JSON.parse(stage.Properties.AccessLogSettings.Format);
@@ -158,6 +160,28 @@ describe('WebSocket API', () => {
       integrationError: '$context.integrationErrorMessage',
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  test('each route with a declared throttle has it in RouteSettings, the others none', () => {
+    const stage = template.toJSON().Resources[logicalIdOf(stack.webSocket.stage)];
+    const expected = Object.fromEntries(
+      (websocket.routes as readonly WebSocketRouteDeclaration[]).filter((r) => r.throttle).map((r) => [r.routeKey, { ThrottlingRateLimit: r.throttle!.rateLimit, ThrottlingBurstLimit: r.throttle!.burstLimit }]),
+    );
+    expect(stage.Properties.RouteSettings).toEqual(expected);
+    expect(Object.keys(expected).sort()).toEqual(['$connect', '$default', 'ping', 'send', 'sync']);
+  });
+
+  test('the declared throttles fit the documented target and the account limits', () => {
+    const t = webSocketTarget;
+    const targetRate = t.connections / t.pingIntervalSeconds + t.sendsPerSecond + 2 * (t.connections / (t.reconnectMinutes * 60));
+    expect(websocket.stageThrottle.rateLimit).toBeGreaterThanOrEqual(targetRate);
+    expect(websocket.stageThrottle.rateLimit).toBeLessThanOrEqual(10_000 / 4); // leaves the account's other APIs most of its 10,000/s
+    const route = (key: string) => (websocket.routes as readonly WebSocketRouteDeclaration[]).find((r) => r.routeKey === key)!.throttle!;
+    expect(route('ping').rateLimit).toBeGreaterThanOrEqual(t.connections / t.pingIntervalSeconds);
+    expect(route('send').rateLimit).toBeGreaterThanOrEqual(t.sendsPerSecond);
+    expect(route('$connect').rateLimit).toBeGreaterThanOrEqual(t.connections / (t.reconnectMinutes * 60));
+    expect(route('$connect').rateLimit).toBeLessThanOrEqual(500); // the account's new-connection quota
+    expect(route('sync').rateLimit).toBeGreaterThanOrEqual(t.connections / (t.reconnectMinutes * 60));
   });
 
   test('stage throttling is configurable', () => {
