@@ -3,6 +3,7 @@ import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { tables, type TableDeclaration } from '../lib/gateway-declaration';
 import { queues, type QueueDeclaration, type QueueId, type TableId } from '../lib/gateway-declaration';
 import { startDynamoEngine, type DynamoEngine } from './dynamodb-engine';
+import type { StageThrottleLimits } from './stage-throttle';
 import { applyHandlerEnvironment, handlerEnvironment } from './handler-environment';
 import { LocalHttpServer } from './http-server';
 import { checkJava } from './java-check';
@@ -67,6 +68,13 @@ export interface LocalGatewayOptions {
    */
   managementRateLimit?: RateLimit;
   /**
+   * API Gateway's WebSocket stage and route throttles: a frame or connect over them is refused
+   * (`{"message":"Too Many Requests",…}`; a connect gets 429) without invoking anything. Default:
+   * the declared throttles (lib/gateway-declaration.ts), as deployed; `null` turns them off.
+   * Change them at runtime with `setStageThrottle`.
+   */
+  stageThrottle?: StageThrottleLimits | null;
+  /**
    * Test seam: run other modules (path relative to the repo root, or absolute) instead of some
    * declared functions' entries. Integration tests use it for fixture consumers; `npm start` never does.
    */
@@ -95,6 +103,10 @@ export interface LocalGateway {
   setManagementRateLimit(limit: RateLimit | undefined): void;
   /** Management API calls since start: by method, allowed, throttled (429), errors, delivered, gone. */
   managementStats(): ManagementStats;
+  /** Replaces the WebSocket stage and route throttles (full buckets), or removes them (undefined). */
+  setStageThrottle(limits: StageThrottleLimits | undefined): void;
+  /** Client frames and connects admitted and throttled by the stage throttles since start. */
+  stageThrottleStats(): { admitted: number; throttled: number };
   /** Closes sockets and servers, stops pollers and sweeper, kills Java; idempotent. */
   stop(): Promise<void>;
 }
@@ -137,6 +149,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       maxConnectionMs: options.maxConnectionMs,
       managementFaults: options.managementFaults,
       managementRateLimit: options.managementRateLimit,
+      stageThrottle: options.stageThrottle,
     });
     const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
     cleanups.push(() => ws.stop());
@@ -255,6 +268,8 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
       setManagementFaults: (faults) => ws.setManagementFaults(faults),
       setManagementRateLimit: (limit) => ws.setManagementRateLimit(limit),
       managementStats: () => ws.managementStats(),
+      setStageThrottle: (limits) => ws.setStageThrottle(limits),
+      stageThrottleStats: () => ws.stageThrottleStats(),
       stop: () => (stopping ??= cleanup()),
     };
     return gateway;

@@ -13,6 +13,7 @@ import {
   type ManagementStats,
 } from './management-api';
 import type { RateLimit } from './token-bucket';
+import { declaredStageThrottle, StageThrottle, type StageThrottleLimits } from './stage-throttle';
 import { LOCAL_ACCOUNT_ID, LOCAL_REGION } from './local-names';
 import { sleep } from './sleep';
 
@@ -49,6 +50,8 @@ export interface WebSocketServerOptions {
   managementFaults?: ManagementFaults;
   /** Management API rate limit (token bucket over POST, GET and DELETE; 429 when empty); default off. */
   managementRateLimit?: RateLimit;
+  /** Stage and route throttles of client frames and connects; default the declared ones (as in AWS), `null` for none. */
+  stageThrottle?: StageThrottleLimits | null;
 }
 
 interface AuthorizerResult {
@@ -186,8 +189,10 @@ export class LocalWebSocketServer {
   private stopping = false;
   private managementFaults?: ManagementFaults;
   private readonly managementThrottle: ManagementThrottle;
+  private readonly stageThrottle: StageThrottle;
 
   constructor(private readonly options: WebSocketServerOptions) {
+    this.stageThrottle = new StageThrottle(options.stageThrottle === undefined ? declaredStageThrottle() : (options.stageThrottle ?? undefined));
     this.managementFaults = checkManagementFaults(options.managementFaults);
     this.managementThrottle = new ManagementThrottle(options.managementRateLimit);
     for (const route of websocket.routes) this.routes.set(route.routeKey, route);
@@ -213,6 +218,16 @@ export class LocalWebSocketServer {
   /** Sets, changes or (undefined) removes the Management API rate limit; a new limit starts with a full bucket. */
   setManagementRateLimit(limit: RateLimit | undefined): void {
     this.managementThrottle.setLimit(limit);
+  }
+
+  /** Replaces the stage and route throttles (full buckets); undefined for none. */
+  setStageThrottle(limits: StageThrottleLimits | undefined): void {
+    this.stageThrottle.set(limits);
+  }
+
+  /** Client frames and connects admitted and throttled by the stage throttles since start. */
+  stageThrottleStats(): { admitted: number; throttled: number } {
+    return this.stageThrottle.stats();
   }
 
   /** Counters of Management API calls since start (a snapshot). */
@@ -253,6 +268,7 @@ export class LocalWebSocketServer {
     // calling the authorizer, when it is missing or empty.
     const token = query.queryStringParameters?.[websocket.authorizer.queryParameter];
     if (!token) return refuse(socket, 401, 'Unauthorized');
+    if (!this.stageThrottle.admit('$connect')) return refuse(socket, 429, 'Too Many Requests');
 
     const now = Date.now();
     const connectionId = this.newConnectionId();
@@ -418,6 +434,11 @@ export class LocalWebSocketServer {
     const sendText = (text: string) => connection.send(Buffer.from(text)).catch(() => undefined);
     if (!route) {
       await sendText(JSON.stringify({ message: 'Forbidden', connectionId: connection.connectionId, requestId }));
+      return;
+    }
+    // Throttled: API Gateway answers for itself and invokes nothing.
+    if (!this.stageThrottle.admit(routeKey)) {
+      await sendText(JSON.stringify({ message: 'Too Many Requests', connectionId: connection.connectionId, requestId }));
       return;
     }
     const now = Date.now();
