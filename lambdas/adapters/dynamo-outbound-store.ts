@@ -4,7 +4,7 @@ import type { OutboundRecord, OutboundStore } from '../domain/wechat-outbound';
 
 /**
  * Outbound WeChat messages in the wechat table (lib/gateway-declaration.ts `tables.wechat`):
- *   out#{id} / out    the record and its delivery state (TTL: 7 days)
+ *   out#{id} / out    the record and its delivery state (TTL: 7 days); the message as JSON text
  * Every transition is one conditional write on (state, attempt), so two workers holding copies
  * of one queue message cannot both send, and a late worker cannot overwrite a settled state.
  */
@@ -12,9 +12,18 @@ const key = (id: string) => ({ pk: `out#${id}`, sk: 'out' });
 const isConditionFailure = (err: unknown) => err instanceof ConditionalCheckFailedException;
 
 function recordOf(item: Record<string, unknown>): OutboundRecord {
-  const { pk: _pk, sk: _sk, expiresAt: _ttl, ...record } = item;
-  return record as unknown as OutboundRecord;
+  const { pk: _pk, sk: _sk, expiresAt: _ttl, message, ...record } = item;
+  // JSON text since the review of issue 9; a record written before holds a map.
+  return { ...record, message: typeof message === 'string' ? (JSON.parse(message) as Record<string, unknown>) : message } as unknown as OutboundRecord;
 }
+
+/**
+ * The message is kept as JSON text, as inbox rows keep frames: it is whatever JSON a client or
+ * backend sent, and DynamoDB refuses much of that as a map (numbers beyond 1e125 or below 1e-130,
+ * integers past 2^53 in the SDK, more than 32 levels of nesting, an empty member name), which
+ * would fail the persister on an acked reply forever.
+ */
+const itemOf = (record: OutboundRecord) => ({ ...record, message: JSON.stringify(record.message) });
 
 export class DynamoOutboundStore implements OutboundStore {
   constructor(
@@ -25,7 +34,7 @@ export class DynamoOutboundStore implements OutboundStore {
   async create(record: OutboundRecord, expiresAt: number): Promise<OutboundRecord> {
     try {
       await this.client.send(
-        new PutCommand({ TableName: this.tableName, Item: { ...key(record.id), ...record, expiresAt }, ConditionExpression: 'attribute_not_exists(pk)' }),
+        new PutCommand({ TableName: this.tableName, Item: { ...key(record.id), ...itemOf(record), expiresAt }, ConditionExpression: 'attribute_not_exists(pk)' }),
       );
       return record;
     } catch (err) {
