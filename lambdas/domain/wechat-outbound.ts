@@ -252,20 +252,30 @@ const failureOf = (err: unknown): CallResult => {
 const replyResult = (reply: WechatApiReply): CallResult =>
   reply.errcode === 0 ? { ok: true } : { ok: false, rule: ruleFor(reply.errcode), errcode: reply.errcode, errmsg: reply.errmsg };
 
+/**
+ * A token call's own refusal. An invalid-token code there is about the credentials, not a stale
+ * token: WeCom's gettoken answers 40001 for a wrong corpsecret. Reported as such, never retried.
+ */
+const tokenFailureOf = (err: unknown): CallResult => {
+  const result = failureOf(err);
+  if (result.ok || result.rule.action !== 'refresh-token') return result;
+  return { ...result, rule: { action: 'permanent', reason: "the token endpoint refused the account's credentials (WeCom answers 40001 for a wrong corpsecret): fix appSecret / receiveId" } };
+};
+
 /** One call with a token; on an invalid-token code, one refreshed token and one more call. */
 async function sendOnce(deps: OutboundWorkerDeps, account: WechatAccount, call: OutboundCall, payload: Record<string, unknown>): Promise<CallResult> {
   let token: string;
   try {
     token = await deps.tokens.get(account);
   } catch (err) {
-    return failureOf(err);
+    return tokenFailureOf(err);
   }
   let result = await deps.api.call(account, call, token, payload).then(replyResult, failureOf);
   if (!result.ok && result.rule.action === 'refresh-token') {
     try {
       token = await deps.tokens.refreshAfterInvalid(account, token);
     } catch (err) {
-      return failureOf(err);
+      return tokenFailureOf(err);
     }
     result = await deps.api.call(account, call, token, payload).then(replyResult, failureOf);
   }

@@ -6,11 +6,21 @@ import { monotonicFactory } from 'ulid';
 import type { ConnectionIdentity } from '../../../lambdas/domain/connection-lifecycle';
 import { sendMessage, type SendDeps } from '../../../lambdas/domain/send-message';
 import type { WechatAccount } from '../../../lambdas/domain/wechat-accounts';
-import { adminOutboundOf, callFor, serviceMessageOf } from '../../../lambdas/domain/wechat-outbound';
+import { adminOutboundOf, callFor, processOutbound, serviceMessageOf, submitOutbound, type OutboundStatusFrame, type OutboundWorkerDeps } from '../../../lambdas/domain/wechat-outbound';
 import { GatewayError } from '../../../lambdas/domain/errors';
 import { createAccessTokens, type TokenRow, type TokenStore } from '../../../lambdas/domain/wechat-access-token';
 import { WechatApiError, type WechatTokenApi } from '../../../lambdas/domain/wechat-api';
-import { fakeDeliveryDeps, FakeConnectionRegistry, FakeConnectionSender, FakeGroupDirectory, FakeMessageStore, FakeUplinkQueue, ManualClock } from '../../support/fakes';
+import {
+  fakeDeliveryDeps,
+  FakeConnectionRegistry,
+  FakeConnectionSender,
+  FakeGroupDirectory,
+  FakeMessageStore,
+  FakeOutboundQueue,
+  FakeOutboundStore,
+  FakeUplinkQueue,
+  ManualClock,
+} from '../../support/fakes';
 
 const START = Date.UTC(2026, 0, 1, 12);
 
@@ -175,5 +185,46 @@ describe('access tokens: a forced refresh WeChat refuses for the day', () => {
     await expect(tokens.refreshAfterInvalid(OA, 'T-other')).rejects.toMatchObject({ errcode: 45009 });
     expect(fetches).toEqual([true, false]);
     expect(store.rows.get('oa1')?.leaseOwner).toBeUndefined();
+  });
+});
+
+describe('the reason a failed message gives', () => {
+  it("WeCom's gettoken answering 40001 (its code for a wrong corpsecret) is reported as the credentials, not as a stale token", async () => {
+    const clock = new ManualClock(START);
+    const store = new FakeOutboundStore();
+    const queue = new FakeOutboundQueue();
+    const frames: OutboundStatusFrame[] = [];
+    const messagingCalls: string[] = [];
+    const deps: OutboundWorkerDeps = {
+      store,
+      queue,
+      accounts: async () => new Map([[WECOM.accountId, WECOM]]),
+      tokens: {
+        get: async () => {
+          throw new WechatApiError(40001, 'invalid credential', 'gettoken');
+        },
+        refreshAfterInvalid: async () => {
+          throw new Error('not expected: the token call itself failed');
+        },
+      },
+      api: {
+        call: async (_a, call) => {
+          messagingCalls.push(call);
+          return { errcode: 0, errmsg: 'ok' };
+        },
+      },
+      clock,
+      random: () => 0.5,
+      notify: async (_record, frame) => {
+        frames.push(frame);
+      },
+    };
+    await submitOutbound(deps, { id: 'm1', accountId: WECOM.accountId, openId: 'zhangsan', kind: 'service', message: { msgtype: 'text', text: { content: 'x' } }, requester: 'agent' });
+    await expect(processOutbound(deps, { id: 'm1', attempt: 1 })).resolves.toBe('failed');
+    expect(messagingCalls).toEqual([]);
+    expect(frames).toHaveLength(1);
+    expect(frames[0]).toMatchObject({ state: 'failed', errcode: 40001 });
+    expect(frames[0]!.message).toMatch(/secret/);
+    expect(frames[0]!.message).not.toMatch(/access token invalid/);
   });
 });
