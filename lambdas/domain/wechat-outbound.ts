@@ -249,8 +249,21 @@ const failureOf = (err: unknown): CallResult => {
   throw err;
 };
 
-const replyResult = (reply: WechatApiReply): CallResult =>
-  reply.errcode === 0 ? { ok: true } : { ok: false, rule: ruleFor(reply.errcode), errcode: reply.errcode, errmsg: reply.errmsg };
+/**
+ * WeCom's message/send answers errcode 0 when some recipients are not reached, listing them
+ * (`invaliduser`: not in the application's visible range or unknown; `unlicenseduser`: no
+ * licence). Our one recipient listed there was not sent the message.
+ */
+const WECOM_UNREACHED = ['invaliduser', 'unlicenseduser'] as const;
+
+const replyResult = (reply: WechatApiReply): CallResult => {
+  if (reply.errcode !== 0) return { ok: false, rule: ruleFor(reply.errcode), errcode: reply.errcode, errmsg: reply.errmsg };
+  const unreached = WECOM_UNREACHED.find((field) => typeof reply[field] === 'string' && reply[field] !== '');
+  if (unreached) {
+    return { ok: false, rule: { action: 'permanent', reason: "WeCom did not send it to this user (not in the application's visible range, unknown, or unlicensed)" }, errmsg: `WeCom answered ok but listed the user in ${unreached}` };
+  }
+  return { ok: true };
+};
 
 /**
  * A token call's own refusal. An invalid-token code there is about the credentials, not a stale

@@ -228,3 +228,46 @@ describe('the reason a failed message gives', () => {
     expect(frames[0]!.message).not.toMatch(/access token invalid/);
   });
 });
+
+describe('sent means WeChat took it for the user', () => {
+  it("WeCom's ok with the user listed in invaliduser / unlicenseduser (not in the app's visible range, no licence) is failed, not sent", async () => {
+    for (const field of ['invaliduser', 'unlicenseduser']) {
+      const clock = new ManualClock(START);
+      const store = new FakeOutboundStore();
+      const queue = new FakeOutboundQueue();
+      const frames: OutboundStatusFrame[] = [];
+      const deps: OutboundWorkerDeps = {
+        store,
+        queue,
+        accounts: async () => new Map([[WECOM.accountId, WECOM]]),
+        tokens: { get: async () => 'T', refreshAfterInvalid: async () => 'T2' },
+        api: { call: async () => ({ errcode: 0, errmsg: 'ok', invaliduser: '', invalidparty: '', invalidtag: '', unlicenseduser: '', [field]: 'zhangsan', msgid: 'm' }) },
+        clock,
+        random: () => 0.5,
+        notify: async (_record, frame) => {
+          frames.push(frame);
+        },
+      };
+      await submitOutbound(deps, { id: 'm1', accountId: WECOM.accountId, openId: 'zhangsan', kind: 'service', message: { msgtype: 'text', text: { content: 'x' } }, requester: 'agent' });
+      await expect(processOutbound(deps, { id: 'm1', attempt: 1 })).resolves.toBe('failed');
+      expect(store.record('m1')).toMatchObject({ state: 'failed', errmsg: expect.stringContaining(field) });
+      expect(frames).toEqual([expect.objectContaining({ state: 'failed', message: expect.stringContaining(field) })]);
+    }
+  });
+
+  it("WeCom's ok with empty invalid lists is sent", async () => {
+    const store = new FakeOutboundStore();
+    const deps: OutboundWorkerDeps = {
+      store,
+      queue: new FakeOutboundQueue(),
+      accounts: async () => new Map([[WECOM.accountId, WECOM]]),
+      tokens: { get: async () => 'T', refreshAfterInvalid: async () => 'T2' },
+      api: { call: async () => ({ errcode: 0, errmsg: 'ok', invaliduser: '', invalidparty: '', invalidtag: '', unlicenseduser: '', msgid: 'm' }) },
+      clock: new ManualClock(START),
+      random: () => 0.5,
+      notify: async () => undefined,
+    };
+    await submitOutbound(deps, { id: 'm1', accountId: WECOM.accountId, openId: 'zhangsan', kind: 'service', message: { msgtype: 'text', text: { content: 'x' } } });
+    await expect(processOutbound(deps, { id: 'm1', attempt: 1 })).resolves.toBe('sent');
+  });
+});
