@@ -39,6 +39,9 @@ export function userIdOf(accountId: string, identity: { openId: string; unionId?
   return userId;
 }
 
+/** WeChat's answers about the account's credentials, not the code: invalid appid, invalid appsecret, appid missing, appsecret missing. */
+const ACCOUNT_CONFIG_ERRORS = new Set([40013, 40125, 41002, 41004]);
+
 export interface LoginDeps {
   accounts: () => Promise<WechatAccounts>;
   api: WechatLoginApi;
@@ -54,6 +57,11 @@ export async function loginWithWechat(deps: LoginDeps, request: LoginRequest): P
   try {
     identity = await deps.api.exchangeCode(account, request.kind, request.code);
   } catch (err) {
+    // The account's own appid or secret refused: every login fails until the operator fixes the
+    // configuration. A 500 (logged as an error), not a 401 that sends users to sign in again.
+    if (err instanceof WechatApiError && ACCOUNT_CONFIG_ERRORS.has(err.errcode)) {
+      throw new GatewayError('internal', `account ${request.accountId}: WeChat refused its appid or appSecret (error ${err.errcode}); fix the account configuration`);
+    }
     // A bad, expired or used code (40029, 40163, ...) is the caller's: 401 with WeChat's code.
     if (err instanceof WechatApiError) throw unauthorized(`WeChat refused the code: error ${err.errcode}${err.errmsg ? ` (${err.errmsg})` : ''}`);
     if (err instanceof WechatNetworkError) throw new GatewayError('internal', 'WeChat did not answer; try again with a new code');

@@ -8,6 +8,7 @@ import { sendMessage, type SendDeps } from '../../../lambdas/domain/send-message
 import type { WechatAccount } from '../../../lambdas/domain/wechat-accounts';
 import { adminOutboundOf, callFor, processOutbound, serviceMessageOf, submitOutbound, type OutboundStatusFrame, type OutboundWorkerDeps } from '../../../lambdas/domain/wechat-outbound';
 import { GatewayError } from '../../../lambdas/domain/errors';
+import { loginWithWechat, type LoginDeps } from '../../../lambdas/domain/wechat-login';
 import { createAccessTokens, type TokenRow, type TokenStore } from '../../../lambdas/domain/wechat-access-token';
 import { WechatApiError, type WechatTokenApi } from '../../../lambdas/domain/wechat-api';
 import {
@@ -269,5 +270,30 @@ describe('sent means WeChat took it for the user', () => {
     };
     await submitOutbound(deps, { id: 'm1', accountId: WECOM.accountId, openId: 'zhangsan', kind: 'service', message: { msgtype: 'text', text: { content: 'x' } } });
     await expect(processOutbound(deps, { id: 'm1', attempt: 1 })).resolves.toBe('sent');
+  });
+});
+
+describe('login: a misconfigured account is the server’s fault, not the user’s code', () => {
+  const MINI: WechatAccount = { accountId: 'mini1', kind: 'oa', token: 'tok123', receiveId: 'wxmini000001', appSecret: 'wrong-secret' };
+  it.each([
+    [40125, 'invalid appsecret'],
+    [40013, 'invalid appid'],
+    [41002, 'appid missing'],
+    [41004, 'appsecret missing'],
+  ])('WeChat %i is internal (500, logged as an error for the operator), not 401 (the app would ask the user to sign in again, forever)', async (errcode, errmsg) => {
+    const deps: LoginDeps = {
+      accounts: async () => new Map([[MINI.accountId, MINI]]),
+      api: {
+        exchangeCode: async () => {
+          throw new WechatApiError(errcode, errmsg, 'jscode2session');
+        },
+      },
+      issueToken: async () => {
+        throw new Error('no token for a failed login');
+      },
+    };
+    const err = await loginWithWechat(deps, { accountId: 'mini1', code: 'c0de', kind: 'miniprogram' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).code).toBe('internal');
   });
 });
