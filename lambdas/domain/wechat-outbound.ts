@@ -92,8 +92,13 @@ export class AttemptInProgressError extends Error {
   }
 }
 
-/** Claims outlive the worker's 30 s timeout, so a live worker never loses its claim mid-call. */
-export const SEND_LEASE_MS = 60_000;
+/**
+ * Claims outlive the worker's 60 s timeout (lib/gateway-declaration.ts), so a live worker never
+ * loses its claim mid-call; the worst job (a 12 s wait for another caller's token refresh, a 5 s
+ * token call, a 5 s send, a refresh and a second send) stays well inside that timeout. The queue's
+ * visibility timeout (360 s) is longer than the claim, so a redelivered copy finds it expired.
+ */
+export const SEND_LEASE_MS = 90_000;
 /** Outbound records are kept this long for `GET` (and de-duplication of clientMsgId). */
 export const OUTBOUND_RECORD_TTL_SECONDS = 7 * 86_400;
 
@@ -205,7 +210,9 @@ export const outboundIdOf = (accountId: string, clientMsgId: string): string =>
 /** What `GET /v1/wechat/{accountId}/messages/{messageId}` shows. */
 export function outboundView(record: OutboundRecord) {
   const { id, accountId, openId, kind, state, attempt, errcode, errmsg, createdAt, updatedAt, sentAt, clientMsgId } = record;
-  return { messageId: id, accountId, openId, kind, state, attempts: attempt, clientMsgId, errcode, errmsg, createdAt, updatedAt, sentAt };
+  // `attempt` is the attempt in flight or next; `attempts` counts those made (or being made).
+  const attempts = state === 'queued' || state === 'retrying' ? attempt - 1 : attempt;
+  return { messageId: id, accountId, openId, kind, state, attempts, clientMsgId, errcode, errmsg, createdAt, updatedAt, sentAt };
 }
 
 export interface OutboundWorkerDeps {

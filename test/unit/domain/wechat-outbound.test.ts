@@ -912,7 +912,10 @@ describe('outboundIdOf and outboundView', () => {
 
   it('shows the state without the message body or the requester', () => {
     const view = outboundView({ id: 'x', accountId: 'a', openId: 'o', kind: 'service', message: { secret: 1 }, requester: 'u', state: 'retrying', attempt: 3, untilMs: 5, createdAt: 1, updatedAt: 2 });
-    expect(view).toMatchObject({ messageId: 'x', state: 'retrying', attempts: 3 });
+    // Retrying at attempt 3: two attempts were made.
+    expect(view).toMatchObject({ messageId: 'x', state: 'retrying', attempts: 2 });
+    expect(outboundView({ id: 'y', accountId: 'a', openId: 'o', kind: 'service', message: {}, state: 'queued', attempt: 1, untilMs: 0, createdAt: 1, updatedAt: 1 }).attempts).toBe(0);
+    expect(outboundView({ id: 'z', accountId: 'a', openId: 'o', kind: 'service', message: {}, state: 'sending', attempt: 1, untilMs: 9, createdAt: 1, updatedAt: 1 }).attempts).toBe(1);
     expect(view).not.toHaveProperty('message');
     expect(view).not.toHaveProperty('requester');
   });
