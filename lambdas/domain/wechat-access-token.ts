@@ -1,6 +1,6 @@
 import type { Clock } from './clock';
 import { WechatAccountsError, type WechatAccount } from './wechat-accounts';
-import { WechatApiError, WechatNetworkError, type AccessTokens, type FetchedToken, type WechatTokenApi } from './wechat-api';
+import { WechatNetworkError, type AccessTokens, type FetchedToken, type WechatTokenApi } from './wechat-api';
 
 /**
  * Access tokens of official accounts (cgi-bin/stable_token) and WeCom apps (cgi-bin/gettoken),
@@ -52,8 +52,6 @@ export const EXPIRY_MARGIN_MS = 60_000;
  * stable_token in normal mode answers exactly the token WeChat currently holds valid.
  */
 export const FORCE_INTERVAL_MS = 60_000;
-/** WeChat's answer to a forced refresh once the day's quota of them is spent. */
-const FORCE_QUOTA_SPENT = 45009;
 
 /** The token row of an account. Every field may be missing: a row may hold only a lease. */
 export interface TokenRow {
@@ -145,24 +143,23 @@ export function createAccessTokens(deps: AccessTokenDeps): AccessTokens {
         return row.accessToken;
       }
       if (replaced) fallback = usable(row, now) ? row.accessToken : undefined;
-      // Forced only when the stale token is still the stored one: otherwise it was replaced and a
-      // normal fetch gets the current token. WeCom's gettoken has no force flag: it answers the
-      // token WeCom holds valid, a new one once the old was invalidated or expired.
+      // Normal mode first, always: stable_token answers the token WeChat holds valid now, so after
+      // someone else's forced refresh (40001) or an expiry (42001) it already gives the new one,
+      // and forcing would invalidate a token other systems on this appId just fetched (two
+      // systems forcing each other in turn) and spend one of the day's 20 forced refreshes. Only
+      // when normal mode answers the very token WeChat refused is it forced, at most once a
+      // minute per account. WeCom's gettoken has no force flag: it answers the token WeCom holds
+      // valid, a new one once the old was invalidated or expired.
+      let fetchedAt = clock.nowMs();
+      let token: FetchedToken = await api.fetchToken(account, { forceRefresh: false });
       const lastForced = row?.lastForcedAtMs;
-      let forced = !replaced && account.kind === 'oa' && !(lastForced !== undefined && now - lastForced < FORCE_INTERVAL_MS);
-      const fetchedAt = clock.nowMs();
-      let token: FetchedToken;
-      try {
-        token = await api.fetchToken(account, { forceRefresh: forced });
-      } catch (error) {
-        // The day's forced refreshes are spent (45009; WeChat allows 20, shared with whatever else
-        // uses this appId). If someone else's forced refresh replaced the token, normal mode
-        // answers the current one; without this every message would fail until the cached
-        // token's expiry. Normal mode answering the refused token again helps no one: the 45009.
-        if (!(forced && error instanceof WechatApiError && error.errcode === FORCE_QUOTA_SPENT)) throw error;
-        token = await api.fetchToken(account, { forceRefresh: false });
-        if (mode.kind === 'invalid' && token.accessToken === mode.staleToken) throw error;
-        forced = false;
+      const forced =
+        !replaced && account.kind === 'oa' && token.accessToken === mode.staleToken && !(lastForced !== undefined && now - lastForced < FORCE_INTERVAL_MS);
+      if (forced) {
+        fetchedAt = clock.nowMs();
+        // A refused force (45009: the day's 20 are spent, shared with whatever else uses this
+        // appId; 45011) propagates: normal mode already answered the refused token.
+        token = await api.fetchToken(account, { forceRefresh: true });
       }
       fetched = { accessToken: token.accessToken, expiresAtMs: fetchedAt + token.expiresInSeconds * 1000 - marginMs(token.expiresInSeconds), forced, fetchedAt };
     } catch (error) {

@@ -407,19 +407,34 @@ describe('get: one refresh at a time', () => {
 });
 
 describe('refreshAfterInvalid', () => {
-  it('with the stored (stale) token: one forced fetch, shared by every concurrent caller', async () => {
+  it('with the stored (stale) token: normal mode first; WeChat still answers the refused token, so one forced fetch, shared by every concurrent caller', async () => {
     const { api, store, sleeps, seed, instance } = setup();
     seed('oa1', { accessToken: 'T0', expiresAtMs: START + HOUR, fetchedAtMs: START - HOUR });
     const calls = Array.from({ length: 10 }, () => watch(instance().refreshAfterInvalid(oa, 'T0')));
-    await until(() => api.fetches.length === 1 && sleeps.length >= 18, 'one forced fetch, nine waiting');
+    await until(() => api.fetches.length === 1 && sleeps.length >= 18, 'one normal-mode fetch, nine waiting');
     // Nobody is handed the token WeChat just refused.
     expect(calls.filter((c) => c.settled)).toHaveLength(0);
-    expect(api.fetches[0]).toMatchObject({ accountId: 'oa1', forceRefresh: true });
-    api.fetches[0]!.answer('T1');
+    expect(api.fetches[0]).toMatchObject({ accountId: 'oa1', forceRefresh: false });
+    api.fetches[0]!.answer('T0');
+    await until(() => api.fetches.length === 2, 'the forced fetch');
+    expect(api.fetches[1]).toMatchObject({ accountId: 'oa1', forceRefresh: true });
+    api.fetches[1]!.answer('T1');
     await Promise.all(calls.map((c) => c.done));
     expect(calls.map((c) => c.value)).toEqual(Array(10).fill('T1'));
-    expect(api.fetches).toHaveLength(1);
+    expect(api.fetches).toHaveLength(2);
     expect(store.rows.get('oa1')).toEqual({ accessToken: 'T1', expiresAtMs: START + 7_140_000, fetchedAtMs: START, lastForcedAtMs: START });
+  });
+
+  it('with the stored (stale) token that someone else already replaced at WeChat (40001) or that expired (42001): normal mode answers the new one, nothing is forced', async () => {
+    const { api, store, seed, instance } = setup();
+    seed('oa1', { accessToken: 'T0', expiresAtMs: START + HOUR, fetchedAtMs: START - HOUR });
+    const call = watch(instance().refreshAfterInvalid(oa, 'T0'));
+    await until(() => api.fetches.length === 1, 'the normal-mode fetch');
+    api.fetches[0]!.answer('T-theirs');
+    await call.done;
+    expect(call.value).toBe('T-theirs');
+    expect(api.fetches.map((f) => f.forceRefresh)).toEqual([false]);
+    expect(store.rows.get('oa1')?.lastForcedAtMs).toBeUndefined();
   });
 
   it('with a token already replaced: the stored one, no fetch', async () => {
@@ -434,28 +449,34 @@ describe('refreshAfterInvalid', () => {
     const tokens = instance();
     seed('oa1', { accessToken: 'T0', expiresAtMs: START + HOUR, fetchedAtMs: START - HOUR });
     const first = watch(tokens.refreshAfterInvalid(oa, 'T0'));
-    await until(() => api.fetches.length === 1, 'the forced fetch');
-    api.fetches[0]!.answer('T1');
+    await until(() => api.fetches.length === 1, 'the normal-mode fetch');
+    api.fetches[0]!.answer('T0'); // WeChat still holds T0 current: force
+    await until(() => api.fetches.length === 2, 'the forced fetch');
+    expect(api.fetches[1]!.forceRefresh).toBe(true);
+    api.fetches[1]!.answer('T1');
     await first.done;
-    expect(api.fetches[0]!.forceRefresh).toBe(true);
 
-    // WeChat refuses T1 too, 30 s later (someone else forced meanwhile): stable_token in normal
-    // mode answers what WeChat holds valid now, without invalidating it.
+    // WeChat refuses T1 too, 30 s later, and normal mode still answers T1: no second force within
+    // the minute; the caller gets T1 back (its retry fails and the message reports the code).
     clock.advance(30_000);
     const second = watch(tokens.refreshAfterInvalid(oa, 'T1'));
-    await until(() => api.fetches.length === 2, 'the second fetch');
-    expect(api.fetches[1]!.forceRefresh).toBe(false);
-    api.fetches[1]!.answer('T2');
+    await until(() => api.fetches.length === 3, 'the second normal-mode fetch');
+    expect(api.fetches[2]!.forceRefresh).toBe(false);
+    api.fetches[2]!.answer('T1');
     await second.done;
-    expect(second.value).toBe('T2');
+    expect(second.value).toBe('T1');
+    expect(api.fetches).toHaveLength(3);
     expect(store.rows.get('oa1')?.lastForcedAtMs).toBe(START);
 
     clock.advance(FORCE_INTERVAL_MS - 30_000);
-    const third = watch(tokens.refreshAfterInvalid(oa, 'T2'));
-    await until(() => api.fetches.length === 3, 'the third fetch');
-    expect(api.fetches[2]!.forceRefresh).toBe(true);
-    api.fetches[2]!.answer('T3');
+    const third = watch(tokens.refreshAfterInvalid(oa, 'T1'));
+    await until(() => api.fetches.length === 4, 'the third normal-mode fetch');
+    api.fetches[3]!.answer('T1');
+    await until(() => api.fetches.length === 5, 'the forced fetch after the minute');
+    expect(api.fetches[4]!.forceRefresh).toBe(true);
+    api.fetches[4]!.answer('T3');
     await third.done;
+    expect(third.value).toBe('T3');
     expect(store.rows.get('oa1')?.lastForcedAtMs).toBe(START + FORCE_INTERVAL_MS);
   });
 

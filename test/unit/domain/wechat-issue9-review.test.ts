@@ -169,10 +169,10 @@ describe('access tokens: a forced refresh WeChat refuses for the day', () => {
     return { store, fetches, tokens };
   }
 
-  it('falls back to normal mode, which answers the token WeChat holds valid now, and stores it', async () => {
+  it('asks normal mode first, which answers the token WeChat holds valid now, and stores it: no force spent', async () => {
     const { store, fetches, tokens } = rig();
     await expect(tokens.refreshAfterInvalid(OA, 'T0')).resolves.toBe('T-other');
-    expect(fetches).toEqual([true, false]);
+    expect(fetches).toEqual([false]);
     expect(store.rows.get('oa1')).toMatchObject({ accessToken: 'T-other' });
     expect(store.rows.get('oa1')?.lastForcedAtMs).toBeUndefined();
     expect(store.rows.get('oa1')?.leaseOwner).toBeUndefined();
@@ -184,7 +184,7 @@ describe('access tokens: a forced refresh WeChat refuses for the day', () => {
     const { store, fetches, tokens } = rig();
     store.rows.set('oa1', { accessToken: 'T-other', expiresAtMs: START + 3_600_000, fetchedAtMs: START - 3_600_000 });
     await expect(tokens.refreshAfterInvalid(OA, 'T-other')).rejects.toMatchObject({ errcode: 45009 });
-    expect(fetches).toEqual([true, false]);
+    expect(fetches).toEqual([false, true]);
     expect(store.rows.get('oa1')?.leaseOwner).toBeUndefined();
   });
 });
