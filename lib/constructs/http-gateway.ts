@@ -80,6 +80,7 @@ export class HttpGateway extends Construct {
     });
 
     this.routes = {};
+    const routeSettings: Record<string, { ThrottlingRateLimit: number; ThrottlingBurstLimit: number }> = {};
     for (const route of props.routes ?? declaredRoutes) {
       const key = `${route.method} ${route.path}`;
       const [created] = this.api.addRoutes({
@@ -89,6 +90,7 @@ export class HttpGateway extends Construct {
       });
       if (!created) throw new Error(`no route was created for ${key}`);
       this.routes[key] = created;
+      if (route.throttle) routeSettings[key] = { ThrottlingRateLimit: route.throttle.rateLimit, ThrottlingBurstLimit: route.throttle.burstLimit };
       Validations.of(created).acknowledge({
         id: 'AwsSolutions-APIG4',
         reason:
@@ -97,6 +99,8 @@ export class HttpGateway extends Construct {
           'signature; API Gateway IAM or JWT authorizers cannot verify either scheme.',
       });
     }
+    // Route throttles (the L2 stage has no property for them).
+    if (Object.keys(routeSettings).length > 0) (this.stage.node.defaultChild as apigwv2.CfnStage).addPropertyOverride('RouteSettings', routeSettings);
   }
 
   /** The URL of the default stage. */

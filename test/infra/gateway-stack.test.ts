@@ -23,7 +23,8 @@ const tuned = synthGateway({
   webSocketRateLimit: 50,
   webSocketBurstLimit: 80,
   configureApiGatewayAccountLogging: false,
-  connectionIdleTtlSeconds: 900,
+  connectionRowLifetimeSeconds: 9000,
+  maxConnectionsPerUser: 3,
   inboxTtlDays: 7,
 });
 
@@ -228,6 +229,12 @@ describe('HTTP API', () => {
     expect(httpRouteCount).toBe(httpRoutes.length);
   });
 
+  test('the unsigned login route has its own throttle, below the stage it shares with WeChat callbacks; no other route has one', () => {
+    const stage = template.toJSON().Resources[logicalIdOf(stack.http.stage)];
+    expect(stage.Properties.RouteSettings).toEqual({ 'POST /v1/login/wechat': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 } });
+    expect(stage.Properties.DefaultRouteSettings.ThrottlingRateLimit).toBeGreaterThan(50);
+  });
+
   test('outputs its URL', () => {
     expect(mentions(template.findOutputs('HttpApiUrl'), logicalIdOf(stack.http.api))).toBe(true);
   });
@@ -419,14 +426,27 @@ describe('Lambda functions', () => {
     for (const id of functionIds) expect(fnProps(id).Environment.Variables[envNames.jwtSecretValue]).toBeUndefined();
   });
 
-  test('TTL tuning variables are set only when given, and only where the table is used', () => {
+  test('TTL and connection-limit variables are set only when given, and only where the table is used', () => {
     const vars = (id: FunctionId) =>
       tuned.template.toJSON().Resources[logicalIdOf(tuned.stack.functions[id].function)].Properties.Environment.Variables;
     for (const id of functionIds) {
       const d = decl(id);
-      expect(vars(id)[envNames.connectionIdleTtlSeconds]).toBe(d.tables && 'connections' in d.tables ? '900' : undefined);
+      expect(vars(id)[envNames.connectionRowLifetimeSeconds]).toBe(d.tables && 'connections' in d.tables ? '9000' : undefined);
+      expect(vars(id)[envNames.maxConnectionsPerUser]).toBe(d.tables && 'connections' in d.tables ? '3' : undefined);
       expect(vars(id)[envNames.inboxTtlDays]).toBe(d.tables && 'messages' in d.tables ? '7' : undefined);
     }
+    // $connect writes the rows and enforces the limit; without the props nobody gets them.
+    expect(vars('wsConnect')).toMatchObject({ [envNames.connectionRowLifetimeSeconds]: '9000', [envNames.maxConnectionsPerUser]: '3' });
+    for (const id of functionIds) {
+      expect(fnProps(id).Environment.Variables[envNames.connectionRowLifetimeSeconds]).toBeUndefined();
+      expect(fnProps(id).Environment.Variables[envNames.maxConnectionsPerUser]).toBeUndefined();
+    }
+  });
+
+  test('ping reaches no table (a ping writes nothing); $connect may close connections (the per-user limit)', () => {
+    expect(allActions(statements('wsPing')).filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+    expect(fnProps('wsPing').Environment.Variables[tables.connections.envVar]).toBeUndefined();
+    expect(allActions(statements('wsConnect'))).toContain('execute-api:ManageConnections');
   });
 
   test('each queue consumer has an SQS event source mapping with partial batch failures and its declared maximum concurrency', () => {
