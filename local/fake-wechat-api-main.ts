@@ -31,7 +31,7 @@ function readAccounts(): WechatAccounts {
 }
 const accounts = readAccounts();
 
-const api = await startFakeWechatApi({ port }).catch((err: unknown) => fail(err instanceof PortInUseError ? err.message : String(err)));
+const api = await startFakeWechatApi({ port, recipients: 'open' }).catch((err: unknown) => fail(err instanceof PortInUseError ? err.message : String(err)));
 
 console.log(`Fake WeChat API on ${api.url}`);
 console.log(`  point wxgate at it: WXGATE_WECHAT_API_BASE=${api.url} WXGATE_WECOM_API_BASE=${api.url}`);

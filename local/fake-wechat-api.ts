@@ -36,6 +36,13 @@ export interface FakeWechatApiOptions {
   tokenTtlSeconds?: number;
   /** Milliseconds; every expiry, quota and de-duplication window reads it. Default Date.now; lets tests move time. */
   now?: () => number;
+  /**
+   * Who may be sent to. `enforced` (default), as WeChat: `custom/send` only within 48 hours of the
+   * user's last message (`userMessaged`), else 45015; WeCom `message/send` only to users of the
+   * corp (`addWecomUser`), else 81013. `open`: anyone (local mode's `npm start`, where the users'
+   * messages reach wxgate, not this fake).
+   */
+  recipients?: 'enforced' | 'open';
 }
 
 export interface SentMessage {
@@ -54,6 +61,10 @@ export interface FakeWechatApi {
   addOfficialAccount(appId: string, appSecret: string): void;
   /** A WeCom application; a corp may have several. Adding an agentId again changes its secret. */
   addWecomApp(corpId: string, corpSecret: string, agentId: number): void;
+  /** The user sent the account a message now: customer-service messages may go to them for 48 hours. */
+  userMessaged(appId: string, openId: string): void;
+  /** A member of the corp: WeCom application messages may go to them. */
+  addWecomUser(corpId: string, userId: string): void;
   /** Register a login code: single use, expires after 5 minutes. Returns the code. */
   issueLoginCode(appId: string, user: { openId: string; unionId?: string }, kind: 'miniprogram' | 'oauth'): string;
   /** The next `times` (default 1) calls of `endpoint` answer this errcode (the call is not performed). -1 is "system busy". */
@@ -82,12 +93,14 @@ export interface FakeWechatApi {
 }
 
 export async function startFakeWechatApi(options: FakeWechatApiOptions = {}): Promise<FakeWechatApi> {
-  const api = new FakeWechatApiServer(options.tokenTtlSeconds ?? 7200, options.now ?? Date.now);
+  const api = new FakeWechatApiServer(options.tokenTtlSeconds ?? 7200, options.now ?? Date.now, options.recipients ?? 'enforced');
   await api.listen(options.port ?? 0);
   return api;
 }
 
 const LOGIN_CODE_TTL_MS = 5 * 60_000;
+/** WeChat's customer-service window: 48 hours after the user's last message. */
+const REPLY_WINDOW_MS = 48 * 3600_000;
 /** WeChat de-duplicates template messages with the same client_msg_id for this long. */
 const TEMPLATE_DEDUP_WINDOW_MS = 10 * 60_000;
 const FORCE_REFRESHES_PER_DAY = 20;
@@ -137,6 +150,7 @@ const ERRMSG: Record<number, string> = {
   45009: 'reach max api daily quota limit',
   45011: 'api minute-quota reach limit',
   45015: 'response out of time limit or subscription is canceled',
+  81013: 'user & party & tag all invalid',
   47001: 'data format error',
   301002: 'not allow operate another agent with this accesstoken',
 };
@@ -202,6 +216,10 @@ class FakeWechatApiServer implements FakeWechatApi {
   private readonly loginCodes = new Map<string, LoginCode>();
   /** [appId, touser, client_msg_id] as JSON -> the msgid WeChat answered and when. */
   private readonly templateMsgIds = new Map<string, { msgid: number; at: number }>();
+  /** [appId, openId] as JSON -> when the user last messaged the account. */
+  private readonly lastUserMessage = new Map<string, number>();
+  /** corpId -> its users. */
+  private readonly wecomUsers = new Map<string, Set<string>>();
   private nextMsgId = 2_000_000_000 + Math.floor(Math.random() * 1_000_000_000);
 
   private readonly sentMessages: SentMessage[] = [];
@@ -211,6 +229,7 @@ class FakeWechatApiServer implements FakeWechatApi {
   constructor(
     private readonly tokenTtlSeconds: number,
     private readonly now: () => number,
+    private readonly recipients: 'enforced' | 'open',
   ) {
     this.server = createServer((req, res) => {
       this.handle(req, res).catch(() => res.destroy());
@@ -226,6 +245,18 @@ class FakeWechatApiServer implements FakeWechatApi {
     const existing = this.officialAccounts.get(appId);
     if (existing) existing.appSecret = appSecret;
     else this.officialAccounts.set(appId, { appId, appSecret, forceRefreshDay: beijingDay(this.now()), forceRefreshesThatDay: 0 });
+  }
+
+  userMessaged(appId: string, openId: string): void {
+    if (!this.officialAccounts.has(appId)) throw new Error(`userMessaged: no official account ${appId}`);
+    this.lastUserMessage.set(JSON.stringify([appId, openId]), this.now());
+  }
+
+  addWecomUser(corpId: string, userId: string): void {
+    if (!this.wecomApps.has(corpId)) throw new Error(`addWecomUser: no WeCom corp ${corpId}`);
+    const users = this.wecomUsers.get(corpId) ?? new Set<string>();
+    users.add(userId);
+    this.wecomUsers.set(corpId, users);
   }
 
   addWecomApp(corpId: string, corpSecret: string, agentId: number): void {
@@ -421,6 +452,8 @@ class FakeWechatApiServer implements FakeWechatApi {
         if (!nonEmptyString(message.touser)) return this.error(service, 40003);
         const badMsgtype = this.checkMsgtype(service, message, CUSTOM_MSGTYPES);
         if (badMsgtype) return badMsgtype;
+        const lastMessage = this.lastUserMessage.get(JSON.stringify([token.accountId, message.touser]));
+        if (this.recipients === 'enforced' && (lastMessage === undefined || this.now() - lastMessage > REPLY_WINDOW_MS)) return this.error(service, 45015);
         this.record(endpoint, token.accountId, message);
         return { errcode: 0, errmsg: 'ok' };
       }
@@ -440,6 +473,12 @@ class FakeWechatApiServer implements FakeWechatApi {
         if (![message.touser, message.toparty, message.totag].some(nonEmptyString)) return this.error(service, 40003);
         const badMsgtype = this.checkMsgtype(service, message, WECOM_MSGTYPES);
         if (badMsgtype) return badMsgtype;
+        // Every listed user unknown to the corp (no party or tag given): WeCom's 81013.
+        const corpUsers = this.wecomUsers.get(token.accountId) ?? new Set<string>();
+        const users = nonEmptyString(message.touser) ? String(message.touser).split('|') : [];
+        if (this.recipients === 'enforced' && !nonEmptyString(message.toparty) && !nonEmptyString(message.totag) && users.every((u) => !corpUsers.has(u))) {
+          return this.error(service, 81013);
+        }
         this.record(endpoint, token.accountId, message);
         return { errcode: 0, errmsg: 'ok', msgid: randomToken(48) };
       }

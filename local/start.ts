@@ -84,7 +84,7 @@ async function main(): Promise<void> {
   let fakeWechatLines: string[] = [];
   if (process.env.WXGATE_FAKE_WECHAT_API === '1') {
     try {
-      fakeWechat = await startFakeWechatApi({ port: portFrom('WXGATE_FAKE_WECHAT_PORT', DEFAULT_FAKE_WECHAT_PORT) });
+      fakeWechat = await startFakeWechatApi({ port: portFrom('WXGATE_FAKE_WECHAT_PORT', DEFAULT_FAKE_WECHAT_PORT), recipients: 'open' });
     } catch (err) {
       if (!(err instanceof PortInUseError)) throw err;
       console.error(`\n${err.message}\n`);
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
       : 'WeChat callbacks: none configured (WXGATE_WECHAT_ACCOUNTS=<accounts.json>; see docs/wechat.md)',
   );
   if (fakeWechat) {
-    lines.push('', `Fake WeChat API (WXGATE_FAKE_WECHAT_API=1) at ${fakeWechat.url}; the handlers call it instead of WeChat:`, ...fakeWechatLines);
+    lines.push('', `Fake WeChat API (WXGATE_FAKE_WECHAT_API=1) at ${fakeWechat.url}; the handlers call it instead of WeChat (any recipient accepted: WeChat's 48-hour reply window is not checked here):`, ...fakeWechatLines);
     lines.push(`  try: curl -s -X POST ${gateway.httpUrl}/v1/login/wechat -d '{"accountId":"<accountId>","code":"<code above>","kind":"miniprogram"}'`);
   }
   lines.push('', 'Ctrl-C stops everything.');

@@ -41,6 +41,7 @@ const fresh = (prefix: string) => `${prefix}${++unique}${Math.random().toString(
 function officialAccount(): WechatAccount {
   const account: WechatAccount = { accountId: fresh('oa-'), kind: 'oa', token: 'tok123', receiveId: fresh('wx'), appSecret: `secret-${randomUUID()}` };
   fake.addOfficialAccount(account.receiveId, account.appSecret!);
+  fake.userMessaged(account.receiveId, 'o-user-1'); // within WeChat's 48-hour reply window
   return account;
 }
 
@@ -55,6 +56,7 @@ function wecomApp(): WechatAccount {
     agentId: 1000002,
   };
   fake.addWecomApp(account.receiveId, account.appSecret!, account.agentId!);
+  fake.addWecomUser(account.receiveId, 'zhangsan');
   return account;
 }
 

@@ -39,6 +39,10 @@ beforeAll(async () => {
   fake.addOfficialAccount(OA, 'oa-secret');
   fake.addOfficialAccount(COLD, 'cold-secret');
   fake.addWecomApp(CORP, 'corp-secret', AGENT_ID);
+  fake.addWecomUser(CORP, 'zhangsan');
+  // The users who wrote to the accounts (WeChat allows customer-service replies for 48 hours); oSilent never did.
+  for (const openId of ['oUser1', 'oUser2', 'oWarm', 'oAfterInvalid', 'oBusy']) fake.userMessaged(OA, openId);
+  for (let i = 0; i < 20; i++) fake.userMessaged(COLD, `oCold${i}`);
   tg = await startTestGateway({
     queueVisibilityTimeoutSeconds: 2,
     pollWaitMs: 50,
@@ -112,8 +116,7 @@ describe('retries by error code, for real', () => {
     expect(await outboundState(ack.msgId as string)).toMatchObject({ state: 'sent', attempts: 1 });
   });
 
-  it('45015 (reply window closed) comes back to the agent as a failed status naming the code; nothing is retried', async () => {
-    fake.failNext('custom/send', 45015);
+  it('45015 (reply window closed: the user never wrote) comes back to the agent as a failed status naming the code; nothing is retried', async () => {
     const callsBefore = fake.calls('custom/send');
     const { ack, status } = await reply(agent, 'oSilent', { text: 'are you there?' });
     const frame = await status;

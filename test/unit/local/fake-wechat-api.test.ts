@@ -24,6 +24,9 @@ beforeEach(async () => {
   api = await startFakeWechatApi({ now: () => clockMs });
   api.addOfficialAccount(APP_ID, APP_SECRET);
   api.addWecomApp(CORP_ID, CORP_SECRET, AGENT_ID);
+  // Recipients WeChat lets the tests send to (the rules themselves are tested below).
+  for (const openId of ['o-user-1', 'o-user-2']) api.userMessaged(APP_ID, openId);
+  api.addWecomUser(CORP_ID, 'zhangsan');
 });
 
 afterEach(async () => {
@@ -81,6 +84,7 @@ describe('stable_token', () => {
     await api.close();
     api = await startFakeWechatApi({ now: () => clockMs, tokenTtlSeconds: 60 });
     api.addOfficialAccount(APP_ID, APP_SECRET);
+    api.userMessaged(APP_ID, 'o-user-1');
     const token = await tokenOf(stableToken());
     advance(59);
     expect((await customSend(token)).errcode).toBe(0);
@@ -391,4 +395,38 @@ test('an unknown path is HTTP 404 with a WeChat-style body', async () => {
   const response = await fetch(`${api.url}/cgi-bin/token?grant_type=client_credential`);
   expect(response.status).toBe(404);
   expect(await response.json()).toEqual({ errcode: -1, errmsg: 'not found' });
+});
+
+describe('who may be sent to', () => {
+  test('custom/send only within 48 hours of the user\'s last message (45015 otherwise, nothing recorded)', async () => {
+    const token = await tokenOf(stableToken());
+    expect((await customSend(token, textTo('o-stranger'))).errcode).toBe(45015);
+    api.userMessaged(APP_ID, 'o-stranger');
+    expect((await customSend(token, textTo('o-stranger'))).errcode).toBe(0);
+    advance(48 * 3600 + 1);
+    const later = await tokenOf(stableToken());
+    expect((await customSend(later, textTo('o-stranger'))).errcode).toBe(45015);
+    expect(api.sent.filter((m) => m.body.touser === 'o-stranger')).toHaveLength(1);
+  });
+
+  test('WeCom message/send only to users of the corp (81013 when every listed user is unknown)', async () => {
+    const token = await tokenOf(wecomToken());
+    expect((await wecomSend(token, { touser: 'lisi' })).errcode).toBe(81013);
+    expect((await wecomSend(token, { touser: 'lisi|zhangsan' })).errcode).toBe(0);
+    api.addWecomUser(CORP_ID, 'lisi');
+    expect((await wecomSend(token, { touser: 'lisi' })).errcode).toBe(0);
+  });
+
+  test("recipients: 'open' accepts anyone (local mode, where users' messages reach wxgate, not the fake)", async () => {
+    const open = await startFakeWechatApi({ now: () => clockMs, recipients: 'open' });
+    try {
+      open.addOfficialAccount(APP_ID, APP_SECRET);
+      const response = await fetch(`${open.url}/cgi-bin/stable_token`, { method: 'POST', body: JSON.stringify({ grant_type: 'client_credential', appid: APP_ID, secret: APP_SECRET }) });
+      const { access_token } = (await response.json()) as { access_token: string };
+      const sent = await fetch(`${open.url}/cgi-bin/message/custom/send?access_token=${access_token}`, { method: 'POST', body: JSON.stringify(textTo('o-anyone')) });
+      expect(((await sent.json()) as Json).errcode).toBe(0);
+    } finally {
+      await open.close();
+    }
+  });
 });
