@@ -44,6 +44,7 @@ const JOB_TIMEOUT_MS = 120_000;
  */
 const GRACE_MS = 5_000;
 const QUIET_TIMEOUT_MS = 60_000;
+/** Socket n belongs to user `bench-bc-{n}`: `$connect` closes a user's connections beyond MAX_CONNECTIONS_PER_USER (10). */
 export const BROADCAST_USER = 'bench-bc';
 
 export type ManagementDelta = Pick<ManagementStats, 'posts' | 'allowed' | 'throttled' | 'rateLimited' | 'errors' | 'delivered' | 'gone'>;
@@ -372,7 +373,7 @@ export async function runBroadcastPhase(ctx: BroadcastContext): Promise<Broadcas
   for (let i = 0; i < K; i += CONNECT_BATCH) {
     await Promise.all(
       Array.from({ length: Math.min(CONNECT_BATCH, K - i) }, async (_, j) => {
-        const { token } = await issueClientToken({ userId: BROADCAST_USER, deviceId: `b${i + j}`, ttlSeconds: 3600 }, ctx.jwtSecret);
+        const { token } = await issueClientToken({ userId: `${BROADCAST_USER}-${i + j}`, deviceId: `b${i + j}`, ttlSeconds: 3600 }, ctx.jwtSecret);
         await BroadcastSocket.open(gateway.wsUrl, token, arrivals, ctx.resources.sockets);
       }),
     );

@@ -60,7 +60,7 @@ interface IntegerFlag {
 
 const integerFlags: Record<string, IntegerFlag> = {
   '--users': { key: 'users', min: 2, max: 1000, help: 'users; u_i sends to u_(i+1 mod users)' },
-  '--devices': { key: 'devices', min: 1, max: 20, help: 'connections per user; device 0 sends' },
+  '--devices': { key: 'devices', min: 1, max: 10, help: 'connections per user (at most MAX_CONNECTIONS_PER_USER, 10); device 0 sends' },
   '--messages': { key: 'messages', min: 1, max: 100_000, help: 'measured messages per sending user' },
   '--concurrency': { key: 'concurrency', min: 1, max: 100, help: 'sends in flight per sending connection' },
   '--warmup': { key: 'warmup', min: 0, max: 1000, help: 'unmeasured warm-up messages per sending user' },

@@ -153,7 +153,8 @@ export const queues = {
       'Outbound WeChat API calls (customer-service, WeCom application, template and subscribe messages), one per ' +
       'attempt; a retry is a new message with a delay, never a sleep in the worker.',
     fifo: false,
-    visibilityTimeoutSeconds: 180,
+    // Six times the worker's timeout, as AWS advises; longer than its claim (SEND_LEASE_MS).
+    visibilityTimeoutSeconds: 360,
     retentionDays: 4,
     maxReceiveCount: 5,
     envVar: 'WECHAT_OUTBOUND_QUEUE_URL',
@@ -202,12 +203,14 @@ export const functions = {
     reservedConcurrency: 50,
   },
   wsConnect: {
-    description: 'WebSocket $connect: registers the connection for its user and device.',
+    description: 'WebSocket $connect: registers the connection for its user and device, and closes the oldest beyond the per-user limit.',
     entry: 'lambdas/handlers/ws-connect.ts',
     timeoutSeconds: 5,
     memoryMb: 256,
     reservedConcurrency: 50,
     tables: { connections: 'readWrite' },
+    // DeleteConnection of the user's oldest connections beyond MAX_CONNECTIONS_PER_USER.
+    manageConnections: true,
   },
   wsDisconnect: {
     description: 'WebSocket $disconnect: removes the connection row (best effort; TTL and 410 clean the rest).',
@@ -223,18 +226,17 @@ export const functions = {
     memoryMb: 256,
   },
   wsPing: {
-    description: 'WebSocket ping: answers pong and extends the connection TTL.',
+    description: 'WebSocket ping: answers pong, nothing else (it keeps the socket from idling out; no table, no write).',
     entry: 'lambdas/handlers/ws-ping.ts',
     timeoutSeconds: 5,
     memoryMb: 256,
-    tables: { connections: 'readWrite' },
   },
   wsSend: {
     description: 'WebSocket send: validates, queues durably (FIFO), acks, then delivers to online devices.',
     entry: 'lambdas/handlers/ws-send.ts',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', admin: 'readWrite' },
     queues: { uplink: 'send' },
     manageConnections: true,
   },
@@ -250,8 +252,9 @@ export const functions = {
     entry: 'lambdas/handlers/uplink-persister.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', wechat: 'readWrite' },
-    queues: { wechatOutbound: 'send' },
+    // admin and fanout: the fan-out job of a group send too large to post inside the send route.
+    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', wechat: 'readWrite', admin: 'readWrite' },
+    queues: { wechatOutbound: 'send', fanout: 'send' },
     manageConnections: true,
   },
   adminApi: {
@@ -294,9 +297,10 @@ export const functions = {
   wechatOutbound: {
     description: 'WeChat outbound queue consumer: sends one message with a cached access token, retries by error code through the queue, reports the state.',
     entry: 'lambdas/handlers/wechat-outbound.ts',
-    timeoutSeconds: 30,
+    timeoutSeconds: 60,
     memoryMb: 512,
-    tables: { connections: 'read', wechat: 'readWrite' },
+    // readWrite: a status frame to a closed connection (410) removes its row.
+    tables: { connections: 'readWrite', wechat: 'readWrite' },
     queues: { wechatOutbound: 'send' },
     manageConnections: true,
     wechatAccounts: true,
@@ -331,7 +335,22 @@ export interface WebSocketRouteDeclaration {
   readonly function: FunctionId;
   /** The handler's return body is sent back to the caller (a two-way route). */
   readonly returnResponse: boolean;
+  /** A route throttle within the stage's (requests per second, burst); none: the stage's alone. */
+  readonly throttle?: ThrottleDeclaration;
 }
+
+export interface ThrottleDeclaration {
+  readonly rateLimit: number;
+  readonly burstLimit: number;
+}
+
+/**
+ * The load the WebSocket throttles are sized for (docs/architecture.md, "Limits"): 100,000
+ * connections pinging every 5 minutes (333 pings/s), 1,000 sends/s, and every connection
+ * reconnecting within 10 minutes (167 connects/s, each followed by a sync). API Gateway allows
+ * 10,000 requests/s per account and Region across all APIs, and 500 new connections/s.
+ */
+export const webSocketTarget = { connections: 100_000, pingIntervalSeconds: 300, sendsPerSecond: 1_000, reconnectMinutes: 10 } as const;
 
 export const websocket = {
   /** Route selection on the `action` field of each JSON frame (docs/protocol.md). */
@@ -339,18 +358,27 @@ export const websocket = {
   stageName: 'live',
   /** `$connect` runs behind this REQUEST authorizer, which reads the token query parameter. */
   authorizer: { function: 'wsAuthorizer', identitySource: 'route.request.querystring.token', queryParameter: 'token' },
+  /**
+   * The stage: the target's ~1,700 requests/s (333 pings + 1,000 sends + 167 connects + 167
+   * syncs) with headroom, a fifth of the account's 10,000/s so other APIs keep theirs.
+   */
+  stageThrottle: { rateLimit: 2_000, burstLimit: 4_000 },
+  // Route throttles keep one kind of traffic from taking the stage's whole budget: a reconnect
+  // storm cannot starve sends, a send flood cannot starve pings (which keep sockets open).
   routes: [
-    { routeKey: '$connect', function: 'wsConnect', returnResponse: false },
+    // The account's own quota is 500 new connections/s; twice the target's 167/s.
+    { routeKey: '$connect', function: 'wsConnect', returnResponse: false, throttle: { rateLimit: 400, burstLimit: 800 } },
     { routeKey: '$disconnect', function: 'wsDisconnect', returnResponse: false },
-    { routeKey: '$default', function: 'wsDefault', returnResponse: true },
-    { routeKey: 'ping', function: 'wsPing', returnResponse: true },
-    { routeKey: 'send', function: 'wsSend', returnResponse: true },
-    { routeKey: 'sync', function: 'wsSync', returnResponse: true },
+    { routeKey: '$default', function: 'wsDefault', returnResponse: true, throttle: { rateLimit: 100, burstLimit: 200 } },
+    { routeKey: 'ping', function: 'wsPing', returnResponse: true, throttle: { rateLimit: 700, burstLimit: 1_400 } },
+    { routeKey: 'send', function: 'wsSend', returnResponse: true, throttle: { rateLimit: 1_500, burstLimit: 3_000 } },
+    { routeKey: 'sync', function: 'wsSync', returnResponse: true, throttle: { rateLimit: 400, burstLimit: 800 } },
   ],
 } as const satisfies {
   routeSelectionExpression: string;
   stageName: string;
   authorizer: { function: FunctionId; identitySource: string; queryParameter: string };
+  stageThrottle: ThrottleDeclaration;
   routes: readonly WebSocketRouteDeclaration[];
 };
 
@@ -361,6 +389,8 @@ export interface HttpRouteDeclaration {
   /** API Gateway HTTP API path, e.g. `/v1/push` or `/wechat/{accountId}`. */
   readonly path: string;
   readonly function: FunctionId;
+  /** A route throttle within the stage's; none: the stage's alone. */
+  readonly throttle?: ThrottleDeclaration;
 }
 
 /** HTTP API routes: the admin API (docs/admin-api.md) and WeChat callbacks (docs/wechat.md). */
@@ -375,7 +405,9 @@ export const httpRoutes: readonly HttpRouteDeclaration[] = [
   { method: 'GET', path: '/v1/stats', function: 'adminApi' },
   { method: 'POST', path: '/v1/wechat/{accountId}/messages', function: 'adminApi' },
   { method: 'GET', path: '/v1/wechat/{accountId}/messages/{messageId}', function: 'adminApi' },
-  { method: 'POST', path: '/v1/login/wechat', function: 'wechatLogin' },
+  // Unsigned (apps call it): its own budget, so a flood of bogus logins cannot take the stage's
+  // and get WeChat's callbacks (same stage) refused.
+  { method: 'POST', path: '/v1/login/wechat', function: 'wechatLogin', throttle: { rateLimit: 50, burstLimit: 100 } },
   { method: 'GET', path: '/wechat/{accountId}', function: 'wechatCallback' },
   { method: 'POST', path: '/wechat/{accountId}', function: 'wechatCallback' },
 ];
@@ -391,8 +423,10 @@ export const env = {
   jwtSecretArn: 'JWT_SECRET_ARN',
   /** The client-token secret itself (local mode only; never set in AWS). */
   jwtSecretValue: 'WXGATE_JWT_SECRET',
-  /** Seconds a connection row lives without a ping. */
-  connectionIdleTtlSeconds: 'CONNECTION_IDLE_TTL_SECONDS',
+  /** Seconds a connection row lives after its connection opened (its TTL; at least API Gateway's 2-hour limit). */
+  connectionRowLifetimeSeconds: 'CONNECTION_ROW_LIFETIME_SECONDS',
+  /** Most live connections one user may hold; `$connect` closes the oldest beyond it. */
+  maxConnectionsPerUser: 'MAX_CONNECTIONS_PER_USER',
   /** Days an inbox row is kept for `sync`. */
   inboxTtlDays: 'INBOX_TTL_DAYS',
   /** Secrets Manager ARN of the admin keys secret (AWS): JSON `{"keyId":"secret",...}`. */
@@ -405,6 +439,12 @@ export const env = {
   wechatAccountsFile: 'WXGATE_WECHAT_ACCOUNTS',
   /** Posts per second all fan-out jobs together may make (a share of the account's @connections budget). */
   fanoutPostsPerSecond: 'FANOUT_POSTS_PER_SECOND',
+  /** Largest audience a client's send posts to inside the send route; larger ones go through a fan-out job. */
+  sendInlineMaxMembers: 'SEND_INLINE_MAX_MEMBERS',
+  /** Sends per second one user may make, averaged over 10 s (0: no limit). */
+  sendRatePerUser: 'SEND_RATE_PER_USER',
+  /** Most members a group may have (PUT /v1/groups/{groupId}/members refuses more). */
+  maxGroupMembers: 'MAX_GROUP_MEMBERS',
   /** Base URL of the WeChat official-account API (default https://api.weixin.qq.com); local mode and tests point it at the fake. */
   wechatApiBase: 'WXGATE_WECHAT_API_BASE',
   /** Base URL of the WeCom API (default https://qyapi.weixin.qq.com). */

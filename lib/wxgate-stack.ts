@@ -64,10 +64,17 @@ export interface WxgateStackProps extends StackProps {
    */
   readonly configureApiGatewayAccountLogging?: boolean;
   /**
-   * `CONNECTION_IDLE_TTL_SECONDS` for the functions that use the connections table.
-   * @default - not set: the Lambda code's default applies
+   * `CONNECTION_ROW_LIFETIME_SECONDS` (at least 7200, API Gateway's connection limit) for the
+   * functions that use the connections table.
+   * @default - not set: the Lambda code's default applies (2 h 10 min)
    */
-  readonly connectionIdleTtlSeconds?: number;
+  readonly connectionRowLifetimeSeconds?: number;
+  /**
+   * `MAX_CONNECTIONS_PER_USER` (`$connect` closes the oldest beyond it) for the functions that use
+   * the connections table.
+   * @default - not set: the Lambda code's default applies (10)
+   */
+  readonly maxConnectionsPerUser?: number;
   /**
    * Reserve the concurrency the declaration asks for (the authorizer and `$connect`). Turn off on
    * an account whose concurrency limit is too small to reserve from (new accounts may have 10;
@@ -234,8 +241,11 @@ export class WxgateStack extends Stack {
     if (decl.jwtSecret) environment[envNames.jwtSecretArn] = this.clientTokenSecret.secretArn;
     if (decl.adminKeys) environment[envNames.adminKeysArn] = this.adminKeysSecret.secretArn;
     if (decl.wechatAccounts) environment[envNames.wechatAccountsArn] = this.wechatAccountsSecret.secretArn;
-    if (decl.tables?.connections && props.connectionIdleTtlSeconds !== undefined) {
-      environment[envNames.connectionIdleTtlSeconds] = String(props.connectionIdleTtlSeconds);
+    if (decl.tables?.connections && props.connectionRowLifetimeSeconds !== undefined) {
+      environment[envNames.connectionRowLifetimeSeconds] = String(props.connectionRowLifetimeSeconds);
+    }
+    if (decl.tables?.connections && props.maxConnectionsPerUser !== undefined) {
+      environment[envNames.maxConnectionsPerUser] = String(props.maxConnectionsPerUser);
     }
     if (decl.tables?.messages && props.inboxTtlDays !== undefined) {
       environment[envNames.inboxTtlDays] = String(props.inboxTtlDays);

@@ -1,4 +1,4 @@
-import { DeleteCommand, GetCommand, PutCommand, ScanCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, PutCommand, ScanCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import type { ConnectionRecord, ConnectionRegistry, OpenedRange, ScanKey } from '../domain/connection-registry';
 import { epochSeconds } from '../domain/clock';
@@ -13,25 +13,6 @@ export class DynamoConnectionRegistry implements ConnectionRegistry {
 
   async put(record: ConnectionRecord): Promise<void> {
     await this.client.send(new PutCommand({ TableName: this.tableName, Item: { ...record } }));
-  }
-
-  async touch(record: ConnectionRecord): Promise<void> {
-    // An update (not a put) keeps connectedAt and creates the row again if it was swept.
-    await this.client.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { connectionId: record.connectionId },
-        UpdateExpression:
-          'SET userId = :u, deviceId = :d, connectedAt = if_not_exists(connectedAt, :c), lastActiveAt = :l, expiresAt = :e',
-        ExpressionAttributeValues: {
-          ':u': record.userId,
-          ':d': record.deviceId,
-          ':c': record.connectedAt,
-          ':l': record.lastActiveAt,
-          ':e': record.expiresAt,
-        },
-      }),
-    );
   }
 
   async remove(connectionId: string): Promise<void> {

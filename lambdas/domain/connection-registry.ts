@@ -10,8 +10,6 @@ export interface ConnectionRecord {
   deviceId: string;
   /** Epoch ms. */
   connectedAt: number;
-  /** Epoch ms of the last frame that refreshed the row. */
-  lastActiveAt: number;
   /** Epoch seconds; the TTL attribute. */
   expiresAt: number;
 }
@@ -19,8 +17,6 @@ export interface ConnectionRecord {
 export interface ConnectionRegistry {
   /** Creates or replaces the row of a connection. */
   put(record: ConnectionRecord): Promise<void>;
-  /** Refreshes activity and TTL, re-creating the row if it was swept while the socket lived. */
-  touch(record: ConnectionRecord): Promise<void>;
   /** Removes the row of a connection, if any. */
   remove(connectionId: string): Promise<void>;
   /**

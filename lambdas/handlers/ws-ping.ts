@@ -1,12 +1,11 @@
+import { systemClock } from '../domain/clock';
 import { pingConnection } from '../domain/connection-lifecycle';
 import { parseClientFrame } from '../domain/frames';
-import { lifecycleDeps } from '../runtime/dependencies';
 import { wsRoute } from '../runtime/middleware';
-import { callerOf } from '../runtime/ws-event';
 
-/** `ping` -> `pong`, and the connection's activity and TTL move forward. */
+/** `ping` -> `pong`, and nothing else: the connection row lives until API Gateway's 2-hour limit anyway. */
 export const handler = wsRoute(async (event) => {
   const frame = parseClientFrame('ping', event.body);
-  const { ts } = await pingConnection(lifecycleDeps(), callerOf(event));
+  const { ts } = pingConnection({ clock: systemClock });
   return { type: 'pong', id: frame.id, ts };
 });

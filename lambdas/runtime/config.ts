@@ -1,4 +1,6 @@
 import { env, queues, tables, type QueueId, type TableId } from '../../lib/gateway-declaration';
+import { DEFAULT_INLINE_MAX_MEMBERS } from '../domain/send-message';
+import { API_GATEWAY_MAX_CONNECTION_SECONDS, ROW_LIFETIME_SECONDS } from '../domain/connection-lifecycle';
 
 /**
  * Configuration from environment variables named in lib/gateway-declaration.ts. Read lazily,
@@ -29,11 +31,49 @@ export const tableName = (id: TableId): string => required(tables[id].envVar);
 export const queueUrl = (id: QueueId): string => required(queues[id].envVar);
 export const managementEndpoint = (): string => required(env.managementEndpoint);
 
-/** 15 minutes: API Gateway drops a socket after 10 idle minutes, plus a margin. */
-export const connectionIdleTtlSeconds = (): number => positiveNumber(env.connectionIdleTtlSeconds, 15 * 60);
+/**
+ * A connection row's TTL, counted from connectedAt: at least API Gateway's 2-hour connection
+ * limit, because nothing refreshes a row (pings write nothing) and a row that expires before its
+ * socket closes takes an online device out of live delivery.
+ */
+export function connectionRowLifetimeSeconds(): number {
+  const seconds = positiveNumber(env.connectionRowLifetimeSeconds, ROW_LIFETIME_SECONDS);
+  if (seconds < API_GATEWAY_MAX_CONNECTION_SECONDS) {
+    throw new ConfigError(`environment variable ${env.connectionRowLifetimeSeconds} must be at least ${API_GATEWAY_MAX_CONNECTION_SECONDS} (API Gateway's connection limit), got "${seconds}"`);
+  }
+  return seconds;
+}
+
+/**
+ * 10 connections per user: phones, tablets, desktops and browser tabs with room to spare; beyond
+ * it `$connect` closes the user's oldest connection (docs/protocol-notes.md).
+ */
+export function maxConnectionsPerUser(): number {
+  const value = positiveNumber(env.maxConnectionsPerUser, 10);
+  if (!Number.isInteger(value)) throw new ConfigError(`environment variable ${env.maxConnectionsPerUser} must be a whole number, got "${value}"`);
+  return value;
+}
 export const inboxTtlDays = (): number => positiveNumber(env.inboxTtlDays, 7);
 /** 1,000 posts/s for all fan-out jobs together: a tenth of the account's 10,000 requests/s, leaving the rest to live traffic. */
 export const fanoutPostsPerSecond = (): number => positiveNumber(env.fanoutPostsPerSecond, 1000);
+/** Audiences larger than this are posted by a fan-out job, not inside the 29 s send route (domain/send-message.ts). */
+export const sendInlineMaxMembers = (): number => positiveNumber(env.sendInlineMaxMembers, DEFAULT_INLINE_MAX_MEMBERS);
+
+function nonNegativeNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`environment variable ${name} must be a number of at least 0, got "${raw}"`);
+  return value;
+}
+
+/**
+ * 10 sends/s per user (up to 100 in a 10 s window): far above a person typing or a device
+ * reporting, far below what one client could otherwise take from the account's shared budgets.
+ */
+export const sendRatePerUser = (): number => nonNegativeNumber(env.sendRatePerUser, 10);
+/** 10,000 members: a group send stores one inbox row per member (docs/cost.md prices it). */
+export const maxGroupMembers = (): number => positiveNumber(env.maxGroupMembers, 10_000);
 
 /**
  * A base URL from the environment, or the fallback: http(s) only, no query or fragment (paths are

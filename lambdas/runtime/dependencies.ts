@@ -23,7 +23,7 @@ import type { PersistDeps } from '../domain/persist-message';
 import type { SendDeps } from '../domain/send-message';
 import { dynamoDocumentClient, managementApi, sqs } from './aws-clients';
 import { logger } from './observability';
-import { connectionIdleTtlSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, tableName, testPersistFaultRatio, wechatApiBase, wecomApiBase } from './config';
+import { connectionRowLifetimeSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, sendInlineMaxMembers, tableName, testPersistFaultRatio, wechatApiBase, wecomApiBase } from './config';
 import type { AdminPushDeps } from '../domain/admin-push';
 import { createPacer, type FanoutDeps } from '../domain/fanout';
 import { queues } from '../../lib/gateway-declaration';
@@ -56,7 +56,7 @@ export const newMessageId = (nowMs: number): string => nextUlid(nowMs);
 export const lifecycleDeps = (): LifecycleDeps => ({
   registry: connectionRegistry(),
   clock: systemClock,
-  idleTtlSeconds: connectionIdleTtlSeconds(),
+  rowLifetimeSeconds: connectionRowLifetimeSeconds(),
 });
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -80,9 +80,10 @@ export const sendDeps = (): SendDeps => ({
   newAttemptId: () => randomUUID(),
   sleep,
   dedupWindowSeconds: DEDUP_WINDOW_SECONDS,
+  inlineMaxMembers: sendInlineMaxMembers(),
 });
 
-export const syncDeps = (): SyncDeps => ({ messages: messageStore(), groups: groupDirectory(), clock: systemClock, ...defaultSyncSettings });
+export const syncDeps = (): SyncDeps => ({ messages: messageStore(), groups: groupDirectory(), clock: systemClock, ...defaultSyncSettings, inboxTtlSeconds: inboxTtlDays() * 86_400 });
 
 /** A stable pseudo-random share of msgIds, so the same messages fail on every run. */
 const inShare = (msgId: string, ratio: number) => createHash('sha256').update(msgId).digest().readUInt32BE(0) / 0x1_0000_0000 < ratio;

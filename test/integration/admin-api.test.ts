@@ -159,11 +159,11 @@ describe('broadcast', () => {
   let sockets: Array<{ ws: WebSocket; got: string[] }> = [];
 
   beforeAll(async () => {
-    const token = await tokenFor('bc-user', 'bc');
+    // One user per socket: `$connect` closes a user's oldest connection beyond MAX_CONNECTIONS_PER_USER (10).
     for (let i = 0; i < SOCKETS; i += 50) {
       const batch = await Promise.all(
-        Array.from({ length: Math.min(50, SOCKETS - i) }, async () => {
-          const ws = new WebSocket(`${tg.gateway.wsUrl}/?token=${token}`);
+        Array.from({ length: Math.min(50, SOCKETS - i) }, async (_, j) => {
+          const ws = new WebSocket(`${tg.gateway.wsUrl}/?token=${await tokenFor(`bc-user-${i + j}`, 'bc')}`);
           const entry = { ws, got: [] as string[] };
           ws.on('message', (data) => {
             const frame = JSON.parse(data.toString()) as Frame;

@@ -29,7 +29,8 @@ describe('connecting', () => {
     const connectionId = await connectionIdOf('alice');
     const row = await t.connectionRow(connectionId);
     expect(row).toMatchObject({ connectionId, userId: 'alice', deviceId: 'phone' });
-    expect(row!.expiresAt).toBeGreaterThan(before + 60);
+    // Past API Gateway's 2-hour connection limit: no ping has to keep the row alive.
+    expect(row!.expiresAt).toBeGreaterThan(before + 2 * 3600);
     expect(typeof row!.connectedAt).toBe('number');
     await client.close();
   });
@@ -70,18 +71,18 @@ describe('connecting', () => {
 });
 
 describe('a connected client', () => {
-  test('ping gets pong echoing the id, and the TTL moves forward', async () => {
+  test('ping gets pong echoing the id and writes nothing: the row is exactly as $connect wrote it', async () => {
     const client = await TestClient.as(wsUrl, 'bob', 'laptop');
     const connectionId = await connectionIdOf('bob');
     const before = (await t.connectionRow(connectionId))!;
-    // expiresAt has one-second resolution: let a second pass so the move is visible.
+    // The row lives until API Gateway's 2-hour limit plus 10 minutes, counted from connectedAt.
+    expect(before).toEqual({ connectionId, userId: 'bob', deviceId: 'laptop', connectedAt: expect.any(Number), expiresAt: Math.floor(before.connectedAt / 1000) + 7800 });
+    // expiresAt has one-second resolution: let a second pass, so a write that moved it would show.
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const pong = await client.request({ action: 'ping', id: 'p1' });
     expect(pong).toEqual({ type: 'pong', id: 'p1', ts: expect.any(Number) });
-    const after = (await t.connectionRow(connectionId))!;
-    expect(after.expiresAt).toBeGreaterThan(before.expiresAt);
-    expect(after.lastActiveAt).toBeGreaterThan(before.lastActiveAt);
-    expect(after.connectedAt).toBe(before.connectedAt);
+    expect(pong.ts).toBeGreaterThanOrEqual(before.connectedAt + 1100);
+    expect(await t.connectionRow(connectionId)).toEqual(before);
     await client.close();
   });
 
@@ -131,4 +132,72 @@ describe('a connected client', () => {
     });
     management.destroy();
   });
+});
+
+describe('connections per user (MAX_CONNECTIONS_PER_USER, default 10)', () => {
+  const LIMIT = 10;
+
+  /** Opens a socket of `userId` and finds its connection id (the row that was not there before). */
+  async function open(userId: string, deviceId: string): Promise<{ client: TestClient; connectionId: string }> {
+    const known = new Set((await t.registry.listByUser(userId, Date.now())).map((r) => r.connectionId));
+    const client = await TestClient.as(wsUrl, userId, deviceId);
+    const rows = await eventually(
+      () => t.registry.listByUser(userId, Date.now()),
+      (r) => r.some((row) => !known.has(row.connectionId)),
+      5_000,
+      `the row of ${userId}/${deviceId}`,
+    );
+    return { client, connectionId: rows.find((row) => !known.has(row.connectionId))!.connectionId };
+  }
+
+  async function openMany(userId: string, count: number) {
+    const opened: Array<{ client: TestClient; connectionId: string }> = [];
+    // One after another, so connectedAt orders them.
+    for (let i = 0; i < count; i++) opened.push(await open(userId, `d${i}`));
+    return opened;
+  }
+
+  const liveIds = async (userId: string) => (await t.registry.listByUser(userId, Date.now())).map((r) => r.connectionId).sort();
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('the (limit+1)-th connection closes the oldest socket with a close frame; the others stay open and the old row is gone', async () => {
+    const first = await openMany('lim-a', LIMIT);
+    // Exactly at the limit: nobody was closed.
+    expect(first.every(({ client }) => client.isOpen)).toBe(true);
+    expect(await liveIds('lim-a')).toEqual(first.map((o) => o.connectionId).sort());
+
+    const newest = await open('lim-a', 'new');
+    const oldest = first[0]!;
+    // DeleteConnection's close, as API Gateway closes it: a close frame with 1000 (1006 would mean no frame).
+    expect(await oldest.client.whenClosed()).toEqual({ code: 1000 });
+    // Its $disconnect ran and removed its row.
+    await eventually(() => t.connectionRow(oldest.connectionId), (row) => row === undefined, 5_000, 'the oldest row removed');
+    await pause(300);
+    expect([...first.slice(1), newest].filter(({ client }) => !client.isOpen).map((o) => o.connectionId)).toEqual([]);
+    expect(await liveIds('lim-a')).toEqual([...first.slice(1), newest].map((o) => o.connectionId).sort());
+    // The survivors still work.
+    expect(await newest.client.request({ action: 'ping', id: 'after' })).toMatchObject({ type: 'pong', id: 'after' });
+    expect(await first[1]!.client.request({ action: 'ping', id: 'after' })).toMatchObject({ type: 'pong', id: 'after' });
+    await Promise.all([...first.slice(1), newest].map(({ client }) => client.close()));
+  }, 60_000);
+
+  test('a user below the limit keeps every connection', async () => {
+    const opened = await openMany('lim-b', 4);
+    await pause(300);
+    expect(opened.filter(({ client }) => !client.isOpen)).toEqual([]);
+    expect(await liveIds('lim-b')).toEqual(opened.map((o) => o.connectionId).sort());
+    await Promise.all(opened.map(({ client }) => client.close()));
+  });
+
+  test('an oldest connection that is already gone (410 to DeleteConnection) loses its row, and every live socket stays open', async () => {
+    const ghost = 'limGhostConn000=';
+    const now = Date.now();
+    await t.registry.put({ connectionId: ghost, userId: 'lim-c', deviceId: 'ghost', connectedAt: now - 60_000, expiresAt: Math.floor(now / 1000) + 3600 });
+    const live = await openMany('lim-c', LIMIT);
+    await eventually(() => t.connectionRow(ghost), (row) => row === undefined, 5_000, 'the ghost row removed');
+    await pause(300);
+    expect(live.filter(({ client }) => !client.isOpen)).toEqual([]);
+    expect(await liveIds('lim-c')).toEqual(live.map((o) => o.connectionId).sort());
+    await Promise.all(live.map(({ client }) => client.close()));
+  }, 60_000);
 });

@@ -177,7 +177,7 @@ describe('stale connections', () => {
     const sender = await connect('u1', 'd6');
     const live = await connect('u7', 'real');
     const now = Date.now();
-    await t.registry.put({ connectionId: 'ghostConnId0000=', userId: 'u7', deviceId: 'ghost', connectedAt: now - 60_000, lastActiveAt: now, expiresAt: Math.floor(now / 1000) + 900 });
+    await t.registry.put({ connectionId: 'ghostConnId0000=', userId: 'u7', deviceId: 'ghost', connectedAt: now - 60_000, expiresAt: Math.floor(now / 1000) + 900 });
     const ack = await sender.request({ action: 'send', to: { user: 'u7' }, body: { text: 'anyone?' } });
     await live.waitFor((f) => f.msgId === ack.msgId);
     await eventually(() => t.connectionRow('ghostConnId0000='), (row) => row === undefined, 5_000, 'ghost row removed');
@@ -191,7 +191,7 @@ describe('expired rows', () => {
   test('a connection row past its TTL but not yet swept is neither listed nor posted to', async () => {
     const sender = await connect('u1', 'd7');
     const now = Date.now();
-    const expired = { connectionId: 'expiredConn0000=', userId: 'u8', deviceId: 'old', connectedAt: now - 3_600_000, lastActiveAt: now - 3_600_000, expiresAt: Math.floor(now / 1000) - 60 };
+    const expired = { connectionId: 'expiredConn0000=', userId: 'u8', deviceId: 'old', connectedAt: now - 3_600_000, expiresAt: Math.floor(now / 1000) - 60 };
     await t.registry.put(expired);
     expect(await t.registry.listByUser('u8', Date.now())).toEqual([]);
     await sender.request({ action: 'send', to: { user: 'u8' }, body: { text: 'hello?' } });

@@ -19,9 +19,11 @@ import {
   type MessageStore,
   type PostOutcome,
   type QueuedMessage,
+  type StoreAttempt,
   type StoredMessageState,
   type UplinkQueue,
 } from '../../lambdas/domain/messaging-ports';
+import { readInboxWithin, type InboxPageFetch, type StoredInboxRow } from '../../lambdas/adapters/inbox-pages';
 
 /** Plain string order, the order of a DynamoDB string sort key (not localeCompare). */
 const byString = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -41,22 +43,21 @@ export class ManualClock implements Clock {
 
 export class FakeConnectionRegistry implements ConnectionRegistry {
   readonly rows = new Map<string, ConnectionRecord>();
+  /** Every write asked for, in order (`put c1`, `remove c1`, `removeStale c1`), taken effect or not. */
+  readonly writes: string[] = [];
 
   async put(record: ConnectionRecord): Promise<void> {
+    this.writes.push(`put ${record.connectionId}`);
     this.rows.set(record.connectionId, { ...record });
   }
 
-  async touch(record: ConnectionRecord): Promise<void> {
-    // Like the DynamoDB update: keeps connectedAt of an existing row, re-creates a swept one.
-    const existing = this.rows.get(record.connectionId);
-    this.rows.set(record.connectionId, { ...record, connectedAt: existing?.connectedAt ?? record.connectedAt });
-  }
-
   async remove(connectionId: string): Promise<void> {
+    this.writes.push(`remove ${connectionId}`);
     this.rows.delete(connectionId);
   }
 
   async removeStale(connectionId: string, userId: string): Promise<boolean> {
+    this.writes.push(`removeStale ${connectionId}`);
     if (this.rows.get(connectionId)?.userId !== userId) return false;
     return this.rows.delete(connectionId);
   }
@@ -66,7 +67,11 @@ export class FakeConnectionRegistry implements ConnectionRegistry {
     return row && row.expiresAt > epochSeconds(nowMs) ? { ...row } : undefined;
   }
 
+  /** Every listByUser call: whose connections, and the connectedAt range asked for (the adapter's key condition). */
+  readonly lookups: Array<{ userId: string; opened: OpenedRange }> = [];
+
   async listByUser(userId: string, nowMs: number, opened: OpenedRange = {}): Promise<ConnectionRecord[]> {
+    this.lookups.push({ userId, opened: { ...opened } });
     return [...this.rows.values()]
       .filter((row) => row.userId === userId && row.expiresAt > epochSeconds(nowMs))
       .filter((row) => (opened.after === undefined || row.connectedAt > opened.after) && (opened.notAfter === undefined || row.connectedAt <= opened.notAfter))
@@ -95,7 +100,9 @@ interface ClaimRow extends ClientIdClaim {
   expiresAt: number;
 }
 
-interface MessageRow extends StoredMessageState {
+interface MessageRow extends StoreAttempt {
+  msgId: string;
+  state: StoredMessageState['state'];
   expiresAt: number;
 }
 
@@ -103,6 +110,9 @@ interface InboxEntry {
   frame: MessageFrame;
   expiresAt: number;
 }
+
+/** A Query page stops once it has read 1 MB. */
+const QUERY_PAGE_BYTES = 1024 * 1024;
 
 /** Thrown like DynamoDB's ConditionalCheckFailedException where the adapter would see one. */
 export class FakeConditionalCheckFailed extends Error {
@@ -126,6 +136,8 @@ export type StoreHook = (method: StoreMethod, args: unknown[]) => Promise<void> 
 export class FakeMessageStore implements MessageStore {
   readonly claims = new Map<string, ClaimRow>();
   readonly messages = new Map<string, MessageRow>();
+  /** msgId -> chunk index -> position: rows of their own, as in the adapter (no message row needed). */
+  readonly chunks = new Map<string, Map<number, string>>();
   /** userId -> position -> row. */
   readonly inboxes = new Map<string, Map<string, InboxEntry>>();
   hook: StoreHook = () => undefined;
@@ -185,22 +197,21 @@ export class FakeMessageStore implements MessageStore {
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
     await this.before('getMessageState', msgId);
     const row = this.messages.get(msgId);
-    return row && stateView(row);
+    return row && { msgId, state: row.state, ...attemptView(row), chunksDone: Object.fromEntries(this.chunks.get(msgId) ?? []) };
   }
 
-  async beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState> {
-    await this.before('beginStore', frame, audience, position, expiresAt);
-    const row = this.messages.get(frame.msgId);
+  async beginStore(msgId: string, audience: readonly string[], position: string, expiresAt: number): Promise<StoreAttempt> {
+    await this.before('beginStore', msgId, audience, position, expiresAt);
+    const row = this.messages.get(msgId);
     const next: MessageRow = {
-      msgId: frame.msgId,
+      msgId,
       state: 'storing',
       positions: [...new Set([...(row?.positions ?? []), position])],
       audience: row?.audience.length ? row.audience : [...audience],
-      chunksDone: row?.chunksDone ?? {},
       expiresAt,
     };
-    this.messages.set(frame.msgId, next);
-    return stateView(next);
+    this.messages.set(msgId, next);
+    return attemptView(next);
   }
 
   async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void> {
@@ -218,12 +229,12 @@ export class FakeMessageStore implements MessageStore {
     for (const userId of userIds) this.inboxes.get(userId)?.delete(position);
   }
 
-  async markChunkStored(msgId: string, index: number, position: string): Promise<boolean> {
-    await this.before('markChunkStored', msgId, index, position);
-    const row = this.messages.get(msgId);
-    if (!row) throw new Error(`no message row ${msgId}`); // DynamoDB: the map path does not exist
-    if (row.chunksDone[index] !== undefined) return false;
-    row.chunksDone[index] = position;
+  async markChunkStored(msgId: string, index: number, position: string, expiresAt: number): Promise<boolean> {
+    await this.before('markChunkStored', msgId, index, position, expiresAt);
+    let chunks = this.chunks.get(msgId);
+    if (!chunks) this.chunks.set(msgId, (chunks = new Map()));
+    if (chunks.has(index)) return false;
+    chunks.set(index, position);
     return true;
   }
 
@@ -233,14 +244,30 @@ export class FakeMessageStore implements MessageStore {
     if (row) row.state = 'stored';
   }
 
-  async readInbox(userId: string, afterPosition: string | undefined, max: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }> {
-    await this.before('readInbox', userId, afterPosition, max, nowMs);
-    const now = epochSeconds(nowMs);
-    const live = [...(this.inboxes.get(userId) ?? new Map<string, InboxEntry>()).entries()]
-      .filter(([position, row]) => (afterPosition === undefined || position > afterPosition) && row.expiresAt > now)
-      .sort(([a], [b]) => byString(a, b))
-      .map(([position, row]) => ({ position, frame: structuredClone(row.frame) }));
-    return { rows: live.slice(0, max), more: live.length > max };
+  /** What readInbox read, expired rows included, as a Query would be billed for it: pages, rows, bytes of frame JSON. */
+  readonly inboxReads = { pages: 0, rows: 0, bytes: 0 };
+
+  /** Pages like a DynamoDB Query (at most `limit` rows and about 1 MB, `next` whenever either stopped it), through the adapter's reader. */
+  async readInbox(userId: string, afterPosition: string | undefined, max: number, maxBytes: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }> {
+    await this.before('readInbox', userId, afterPosition, max, maxBytes, nowMs);
+    const inbox = [...(this.inboxes.get(userId) ?? new Map<string, InboxEntry>()).entries()].sort(([a], [b]) => byString(a, b));
+    const fetchPage: InboxPageFetch = async (after, limit) => {
+      const rows: StoredInboxRow[] = [];
+      let bytes = 0;
+      for (const [position, row] of inbox) {
+        if (rows.length === limit || bytes >= QUERY_PAGE_BYTES) break;
+        if (after !== undefined && position <= after) continue;
+        const frameJson = JSON.stringify(row.frame);
+        rows.push({ position, frameJson, expiresAt: row.expiresAt });
+        bytes += Buffer.byteLength(frameJson, 'utf8');
+      }
+      this.inboxReads.pages += 1;
+      this.inboxReads.rows += rows.length;
+      this.inboxReads.bytes += bytes;
+      const stopped = rows.length === limit || bytes >= QUERY_PAGE_BYTES;
+      return { rows, next: stopped ? rows[rows.length - 1]?.position : undefined };
+    };
+    return readInboxWithin(fetchPage, afterPosition, max, maxBytes, nowMs);
   }
 
   /** Every row of a user's inbox (expired ones too), in position order: for assertions. */
@@ -252,26 +279,24 @@ export class FakeMessageStore implements MessageStore {
 }
 
 const claimView = (row: ClaimRow): ClientIdClaim => ({ msgId: row.msgId, ts: row.ts, state: row.state, owner: row.owner, leaseUntil: row.leaseUntil });
-const stateView = (row: MessageRow): StoredMessageState => ({
-  msgId: row.msgId,
-  state: row.state,
-  positions: [...row.positions].sort(byString),
-  audience: [...row.audience],
-  chunksDone: { ...row.chunksDone },
-});
+const attemptView = (row: MessageRow): StoreAttempt => ({ positions: [...row.positions].sort(byString), audience: [...row.audience] });
 
 export class FakeGroupDirectory implements GroupDirectory {
   readonly groups = new Map<string, Set<string>>();
+  /** Every membership read, in order (`isMember g1 u1`, `members g1`). */
+  readonly reads: string[] = [];
 
   constructor(initial: Record<string, readonly string[]> = {}) {
     for (const [groupId, members] of Object.entries(initial)) this.groups.set(groupId, new Set(members));
   }
 
   async isMember(groupId: string, userId: string): Promise<boolean> {
+    this.reads.push(`isMember ${groupId} ${userId}`);
     return this.groups.get(groupId)?.has(userId) ?? false;
   }
 
   async members(groupId: string): Promise<string[]> {
+    this.reads.push(`members ${groupId}`);
     return [...(this.groups.get(groupId) ?? [])];
   }
 
@@ -383,7 +408,6 @@ export function connectionRecord(connectionId: string, userId: string, nowMs: nu
     userId,
     deviceId: `${connectionId}-device`,
     connectedAt: nowMs,
-    lastActiveAt: nowMs,
     expiresAt: epochSeconds(nowMs) + 3600,
     ...overrides,
   };

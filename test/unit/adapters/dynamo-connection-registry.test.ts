@@ -77,16 +77,12 @@ describe('DynamoConnectionRegistry', () => {
     expect(ddb.commandCalls(GetCommand)[0]!.args[0].input).toEqual({ TableName: TABLE, Key: { connectionId: 'a' } });
   });
 
-  it('put writes the record, touch updates without overwriting connectedAt', async () => {
+  it('put writes the record as it is, and only the attributes something reads (no update: a row is written once)', async () => {
     ddb.on(PutCommand).resolves({});
-    ddb.on(UpdateCommand).resolves({});
     const record = connectionRecord('a', 'u1', NOW);
     await registry().put(record);
-    await registry().touch(record);
     expect(ddb.commandCalls(PutCommand)[0]!.args[0].input).toEqual({ TableName: TABLE, Item: record });
-    const update = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
-    expect(update.Key).toEqual({ connectionId: 'a' });
-    expect(update.UpdateExpression).toContain('connectedAt = if_not_exists(connectedAt, :c)');
-    expect(update.ExpressionAttributeValues).toMatchObject({ ':e': record.expiresAt, ':l': record.lastActiveAt });
+    expect(Object.keys(ddb.commandCalls(PutCommand)[0]!.args[0].input.Item!).sort()).toEqual(['connectedAt', 'connectionId', 'deviceId', 'expiresAt', 'userId']);
+    expect(ddb.commandCalls(UpdateCommand)).toEqual([]);
   });
 });
