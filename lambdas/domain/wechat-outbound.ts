@@ -230,11 +230,24 @@ export interface OutboundWorkerDeps {
 export type OutboundOutcome = 'sent' | 'failed' | 'retrying' | 'skipped';
 
 /** The call and its payload for an account; a WeCom account sends application messages with its AgentId. */
+/**
+ * The message types each API takes (WeChat's customer-service message API and WeCom's application
+ * message API), so a message the account cannot send is refused when it is submitted (400 at the
+ * admin API, a `failed` status for a reply) instead of failing at WeChat with 40008.
+ */
+const SERVICE_MSGTYPES: Readonly<Record<WechatAccount['kind'], ReadonlySet<string>>> = {
+  oa: new Set(['text', 'image', 'voice', 'video', 'music', 'news', 'mpnews', 'mpnewsarticle', 'msgmenu', 'wxcard', 'miniprogrampage']),
+  wecom: new Set(['text', 'image', 'voice', 'video', 'file', 'textcard', 'news', 'mpnews', 'markdown', 'miniprogram_notice', 'template_card']),
+};
+
 export function callFor(account: WechatAccount, record: Pick<OutboundRecord, 'kind' | 'openId' | 'message' | 'id' | 'clientMsgId'>): { call: OutboundCall; payload: Record<string, unknown> } {
   if (!account.appSecret) throw new GatewayError('bad_request', `account "${account.accountId}" has no appSecret configured, which sending needs (access tokens)`);
   // Whatever a record holds, a call reaches one user (see ADDRESSING_FIELDS).
   if (!isWechatUserId(record.openId)) throw badRequest(OPEN_ID_RULE);
   if (Object.hasOwn(record.message, 'toparty') || Object.hasOwn(record.message, 'totag')) throw badRequest('a message must not carry toparty or totag');
+  if (record.kind === 'service' && !SERVICE_MSGTYPES[account.kind].has(String(record.message.msgtype))) {
+    throw badRequest(`msgtype "${String(record.message.msgtype).slice(0, 32)}" is not one ${account.kind === 'wecom' ? 'a WeCom application' : 'an official account'} can send; it takes ${[...SERVICE_MSGTYPES[account.kind]].join(', ')}`);
+  }
   if (account.kind === 'wecom') {
     if (record.kind !== 'service') throw new GatewayError('bad_request', `WeCom account "${account.accountId}" sends application messages only, not ${record.kind} messages`);
     if (account.agentId === undefined) throw new GatewayError('bad_request', `WeCom account "${account.accountId}" has no agentId configured`);

@@ -939,3 +939,19 @@ describe('notifyRequester', () => {
     expect(sender.posts).toHaveLength(2);
   });
 });
+
+describe('message types by account kind', () => {
+  const oa = { accountId: 'oa1', kind: 'oa' as const, token: 'tok', receiveId: 'wx1', appSecret: 's' };
+  const corp = { accountId: 'corp1', kind: 'wecom' as const, token: 'tok', receiveId: 'ww1', appSecret: 's', agentId: 7 };
+  const record = (message: Record<string, unknown>) => ({ id: 'm1', kind: 'service' as const, openId: 'o1', message });
+
+  it('an official account takes customer-service types, not WeCom ones (refused before WeChat would answer 40008)', () => {
+    expect(callFor(oa, record({ msgtype: 'miniprogrampage', miniprogrampage: { title: 't' } })).call).toBe('custom/send');
+    expect(() => callFor(oa, record({ msgtype: 'markdown', markdown: { content: '#' } }))).toThrow(expect.objectContaining({ code: 'bad_request', message: expect.stringContaining('"markdown"') }));
+  });
+
+  it('a WeCom application takes its own types, not official-account ones', () => {
+    expect(callFor(corp, record({ msgtype: 'markdown', markdown: { content: '#' } })).payload).toMatchObject({ agentid: 7, touser: 'o1' });
+    expect(() => callFor(corp, record({ msgtype: 'msgmenu', msgmenu: {} }))).toThrow(expect.objectContaining({ code: 'bad_request' }));
+  });
+});
