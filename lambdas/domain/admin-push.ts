@@ -5,7 +5,7 @@ import { GatewayError } from './errors';
 import { broadcastTasks, startJob, userTasks, type FanoutQueue, type JobStore } from './fanout';
 import type { MessageFrame } from './frames';
 import type { GroupDirectory, QueuedMessage, UplinkQueue } from './messaging-ports';
-import { messageFrameOf, openedAfter } from './send-message';
+import { carriedAudience, messageFrameOf } from './send-message';
 
 /**
  * `POST /v1/push` (docs/admin-api.md). A push to users or a group takes the path of a client's
@@ -52,7 +52,18 @@ export async function adminPush(deps: AdminPushDeps, keyId: string, to: PushTarg
 
   const audience = 'users' in to ? [...new Set(to.users)] : await deps.groups.members(to.group);
   if (audience.length === 0) throw new GatewayError('not_found', `group "${(to as { group: string }).group}" has no members`);
-  const message: QueuedMessage = { msgId, from, fromDevice: 'admin', fromConnection: '', to: 'users' in to ? { users: audience } : to, body, ts, origin: 'admin' };
+  const message: QueuedMessage = {
+    msgId,
+    from,
+    fromDevice: 'admin',
+    fromConnection: '',
+    to: 'users' in to ? { users: audience } : to,
+    body,
+    ts,
+    origin: 'admin',
+    // The members just read are the audience: the persister need not read them again.
+    audience: carriedAudience('group' in to ? to.group : undefined, audience),
+  };
   await deps.uplink.enqueue(message);
   const payload = JSON.stringify(messageFrameOf(message));
 
@@ -61,8 +72,8 @@ export async function adminPush(deps: AdminPushDeps, keyId: string, to: PushTarg
     await startJob(deps, { jobId, msgId, payload }, userTasks(jobId, audience, ts));
     return { status: 202, jobId, msgId };
   }
-  // Connections opened after ts are the persister's (as for a client's send).
-  const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => openedAfter(c, ts));
+  // Connections opened after ts are the persister's (as for a client's send): not even read here.
+  const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), () => false, { notAfter: ts });
   const report = await deliver(deps.delivery, targets, payload);
   const online = new Set(targets.map((t) => t.userId)).size;
   return { status: 200, msgId, online, delivered: report.delivered, offline: audience.length - online };

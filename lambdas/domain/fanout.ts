@@ -4,8 +4,8 @@ import type { ConnectionRegistry, ScanKey } from './connection-registry';
 import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryReport, type DeliveryTarget } from './delivery';
 
 /**
- * Fan-out jobs: broadcasts to every online connection, and admin pushes to audiences too large
- * to post inside the 29 s request (docs/architecture.md, "Fan-out jobs").
+ * Fan-out jobs: broadcasts to every online connection, and admin pushes and client group sends
+ * to audiences too large to post inside the 29 s request (docs/architecture.md, "Fan-out jobs").
  *
  * A job is a tree of small idempotent tasks on the fan-out queue:
  * - `scan`: read one page of one segment of a parallel scan of the connections table, and queue
@@ -22,7 +22,7 @@ import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryRe
 export type FanoutTask =
   | { jobId: string; taskId: string; kind: 'scan'; segment: number; totalSegments: number; page: number; startKey?: ScanKey }
   | { jobId: string; taskId: string; kind: 'post'; targets: DeliveryTarget[] }
-  | { jobId: string; taskId: string; kind: 'users'; userIds: string[]; ts?: number };
+  | { jobId: string; taskId: string; kind: 'users'; userIds: string[]; ts?: number; skipConnection?: string };
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed';
 
@@ -92,10 +92,14 @@ export function broadcastTasks(jobId: string, segments: number = fanoutSettings.
   return Array.from({ length: segments }, (_, segment) => ({ jobId, taskId: `s${segment}.0`, kind: 'scan', segment, totalSegments: segments, page: 0 }));
 }
 
-/** `ts`: the pushed message's ts; connections opened after it are the persister's (no second copy). */
-export function userTasks(jobId: string, userIds: readonly string[], ts?: number, perTask: number = fanoutSettings.usersPerTask): FanoutTask[] {
+/**
+ * `ts`: the pushed message's ts, when connections opened after it are the persister's (no second
+ * copy); absent, every connection of the users. `skipConnection`: one that must not get the
+ * frame (the sending connection, which got the ack).
+ */
+export function userTasks(jobId: string, userIds: readonly string[], ts?: number, skipConnection?: string, perTask: number = fanoutSettings.usersPerTask): FanoutTask[] {
   const tasks: FanoutTask[] = [];
-  for (let i = 0; i < userIds.length; i += perTask) tasks.push({ jobId, taskId: `u${i / perTask}`, kind: 'users', userIds: userIds.slice(i, i + perTask), ts });
+  for (let i = 0; i < userIds.length; i += perTask) tasks.push({ jobId, taskId: `u${i / perTask}`, kind: 'users', userIds: userIds.slice(i, i + perTask), ts, skipConnection });
   return tasks;
 }
 
@@ -109,6 +113,26 @@ export async function startJob(deps: Pick<FanoutDeps, 'jobs' | 'queue' | 'clock'
     await deps.jobs.markFailed(job.jobId).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Starts a job for a caller that is retried until it succeeds (the uplink persister): the job id
+ * is derived from the message, so a job row that is already there for the same msgId is this
+ * caller's own earlier start (its answer lost, or the caller died after it). Its tasks are queued
+ * again, since the earlier start may have died before queueing them all: a task already completed
+ * does nothing, one still queued may post twice (frames carry msgId). A queue failure fails the
+ * caller, which is retried, rather than the job.
+ */
+export async function startJobOnce(deps: Pick<FanoutDeps, 'jobs' | 'queue' | 'clock'>, job: { jobId: string; msgId: string; payload: string }, tasks: FanoutTask[]): Promise<void> {
+  const now = deps.clock.nowMs();
+  try {
+    await deps.jobs.createJob({ ...job, tasksOpen: tasks.length, createdAt: now, expiresAt: epochSeconds(now) + fanoutSettings.jobTtlSeconds });
+  } catch (err) {
+    // The store's conditional create refuses an existing id; anything else is not ours to hide.
+    const existing = await deps.jobs.getJob(job.jobId).catch(() => undefined);
+    if (existing?.msgId !== job.msgId) throw err;
+  }
+  await deps.queue.enqueue(tasks);
 }
 
 export type TaskOutcome = 'completed' | 'duplicate';
@@ -137,9 +161,17 @@ export async function runFanoutTask(deps: FanoutDeps, task: FanoutTask): Promise
       await deps.queue.enqueue(children);
     }
   } else {
-    const ts = task.kind === 'users' ? task.ts : undefined;
     const targets =
-      task.kind === 'post' ? task.targets : await connectionsOf(deps.registry, task.userIds, deps.clock.nowMs(), (c) => ts !== undefined && c.connectedAt > ts);
+      task.kind === 'post'
+        ? task.targets
+        : await connectionsOf(
+            deps.registry,
+            task.userIds,
+            deps.clock.nowMs(),
+            (c) => c.connectionId === task.skipConnection,
+            // Connections opened after ts are not read at all (a key condition): the persister's.
+            task.ts === undefined ? undefined : { notAfter: task.ts },
+          );
     report = await deliver(deps.delivery, targets, job.payload);
     children = [];
   }

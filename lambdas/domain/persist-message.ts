@@ -2,9 +2,10 @@ import type { Clock } from './clock';
 import { epochSeconds } from './clock';
 import type { ConnectionRegistry } from './connection-registry';
 import { connectionsOf, deliver, emptyReport, type DeliveryDeps, type DeliveryReport } from './delivery';
+import { startJobOnce, userTasks, type FanoutDeps } from './fanout';
 import { MAX_ROW_WRITE_AGE_MS } from './inbox-position';
 import type { GroupDirectory, MessageStore, QueuedMessage } from './messaging-ports';
-import { audienceOf, messageFrameOf, openedAfter } from './send-message';
+import { audienceOf, messageFrameOf } from './send-message';
 import { serviceMessageOf, submitOutbound, type SubmitDeps } from './wechat-outbound';
 
 /**
@@ -12,16 +13,18 @@ import { serviceMessageOf, submitOutbound, type SubmitDeps } from './wechat-outb
  * (recipients and the sender, for multi-device history), idempotently and in small pieces.
  *
  * SQS delivers at least once and a Lambda can die half-way, so storing is a state machine on
- * the message row (`msg#{msgId}`):
+ * the message row (`msg#{msgId}`) and its chunk records:
  *   1. `beginStore`: a fresh position joins the row's positions (before any row is written at
  *      it), and the audience is frozen on the first attempt (so a retry writes, and cleans, the
- *      same users even if the group changed meanwhile).
+ *      same users even if the group changed meanwhile). The first attempt takes the audience
+ *      `send` carried on the queue when there is one (no second membership read), else reads it.
  *   2. The audience is cut into chunks of STORE_CHUNK_SIZE (one BatchWriteItem). For each chunk
  *      not yet done: delete its rows at every earlier position (a dead attempt may have written
  *      some), write them at this position, then record the chunk as done at this position.
- *   3. A reply to a WeChat user is handed to the outbound queue (wechat-outbound.ts).
+ *   3. A reply to a WeChat user is handed to the outbound queue (wechat-outbound.ts); a message
+ *      `send` left to a fan-out job (`liveDelivery: 'fanout'`) starts that job, once (below).
  *   4. `stored`, then push to audience connections opened after the message's ts (send served
- *      the others; see send-message.ts).
+ *      the others; see send-message.ts), unless a fan-out job posts to all of them.
  *
  * Hence: a member never has two visible rows of one message at once (delete before write), a
  * retry never redoes a finished chunk (attempts converge however large the audience is), and
@@ -49,6 +52,8 @@ export interface PersistDeps {
    * no such message can arrive (the WeChat inbound consumer).
    */
   outbound?: SubmitDeps;
+  /** The fan-out jobs of messages `send` did not post inline. Absent where none can arrive (the WeChat inbound consumer). */
+  fanout?: Pick<FanoutDeps, 'jobs' | 'queue'>;
   /** Test-only fault injection: throw after the first chunk's rows are written (see config). */
   injectFault?: (message: QueuedMessage, attempt: number) => boolean;
 }
@@ -63,6 +68,8 @@ export class InjectedFaultError extends Error {
 export interface PersistResult {
   outcome: 'stored' | 'duplicate';
   lateDelivery: DeliveryReport;
+  /** The fan-out job that posts the message live, when `send` left that to one. */
+  jobId?: string;
 }
 
 export function chunksOf<T>(items: readonly T[], size: number): T[][] {
@@ -80,16 +87,18 @@ export async function persistMessage(deps: PersistDeps, message: QueuedMessage, 
   const mintedAt = deps.clock.nowMs();
   const position = deps.newPosition(mintedAt);
   const notAfterMs = mintedAt + MAX_ROW_WRITE_AGE_MS;
-  const audience = earlier?.audience.length ? earlier.audience : await audienceOf(deps.groups, message.from, message.to, message.origin);
+  const audience = earlier?.audience.length ? earlier.audience : (message.audience ?? (await audienceOf(deps.groups, message.from, message.to, message.origin)));
 
-  const state = await deps.messages.beginStore(frame, audience, position, expiresAt);
+  const state = await deps.messages.beginStore(message.msgId, audience, position, expiresAt);
   const stale = state.positions.filter((p) => p !== position);
+  // Attempts never overlap (see above), so the chunks read before this attempt began are all there are.
+  const chunksDone = earlier?.chunksDone ?? {};
   for (const [index, chunk] of chunksOf(state.audience, STORE_CHUNK_SIZE).entries()) {
-    if (state.chunksDone[index] !== undefined) continue;
+    if (chunksDone[index] !== undefined) continue;
     for (const p of stale) await deps.messages.deleteInboxRows(chunk, p);
     await deps.messages.putInboxRows(chunk, position, frame, expiresAt, notAfterMs);
     if (index === 0 && deps.injectFault?.(message, attempt)) throw new InjectedFaultError(message.msgId);
-    await deps.messages.markChunkStored(message.msgId, index, position);
+    await deps.messages.markChunkStored(message.msgId, index, position, expiresAt);
   }
   if ('wechat' in message.to) {
     // Before `stored`: a crash here is redelivered and submits again (idempotent on the msgId).
@@ -103,15 +112,27 @@ export async function persistMessage(deps: PersistDeps, message: QueuedMessage, 
       requester: message.from,
     });
   }
+  if (message.liveDelivery === 'fanout') {
+    // After the rows (a connection its task misses finds the message with `sync`), before
+    // `stored` (a crash here is redelivered and starts the job again, which startJobOnce makes
+    // harmless). The job is the message's only live delivery: send posted nothing, so its tasks
+    // take every connection of the frozen audience, whenever it was opened, but the sender's.
+    if (!deps.fanout) throw new Error(`message ${message.msgId} is left to a fan-out job, and this consumer cannot start one`);
+    const jobId = message.msgId;
+    await startJobOnce({ ...deps.fanout, clock: deps.clock }, { jobId, msgId: message.msgId, payload: JSON.stringify(frame) }, userTasks(jobId, state.audience, undefined, message.fromConnection));
+    await deps.messages.markStored(message.msgId);
+    return { outcome: 'stored', lateDelivery: emptyReport(), jobId };
+  }
   await deps.messages.markStored(message.msgId);
 
-  // A WeChat message reached no one live (its callback only queued it): every connection is ours.
-  const servedLive = message.origin !== 'wechat';
+  // Connections opened after ts (a key condition): send served the others. A WeChat message
+  // reached no one live (its callback only queued it): every connection is ours.
   const late = await connectionsOf(
     deps.registry,
     state.audience,
     deps.clock.nowMs(),
-    (c) => (servedLive && !openedAfter(c, message.ts)) || c.connectionId === message.fromConnection,
+    (c) => c.connectionId === message.fromConnection,
+    message.origin === 'wechat' ? undefined : { after: message.ts },
   );
   const lateDelivery = await deliver(deps.delivery, late, JSON.stringify(frame));
   return { outcome: 'stored', lateDelivery };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { recipientSchema } from './frames';
-import type { QueuedMessage } from './messaging-ports';
+import { MAX_CARRIED_AUDIENCE, type QueuedMessage } from './messaging-ports';
 
 /** Validates what comes off the uplink queue; a record that fails this goes to the DLQ, not lost. */
 const queuedMessageSchema = z.object({
@@ -12,6 +12,8 @@ const queuedMessageSchema = z.object({
   body: z.unknown(),
   ts: z.number().int().positive(),
   origin: z.enum(['admin', 'wechat']).optional(),
+  audience: z.array(z.string().min(1)).min(1).max(MAX_CARRIED_AUDIENCE).optional(),
+  liveDelivery: z.literal('fanout').optional(),
 });
 
 export function parseQueuedMessage(raw: string): QueuedMessage {

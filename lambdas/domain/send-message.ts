@@ -8,18 +8,22 @@ import { badRequest, forbidden, GatewayError } from './errors';
 import { agentGroupOf } from './wechat-callback';
 import { isWechatUserId, serviceMessageOf } from './wechat-outbound';
 import type { MessageFrame, SendFrame } from './frames';
-import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from './messaging-ports';
+import { MAX_CARRIED_AUDIENCE, type GroupDirectory, type MessageStore, type QueuedMessage, type UplinkQueue } from './messaging-ports';
 
 /**
  * The `send` route (docs/protocol.md). Order matters and is the guarantee:
- *   1. authorize (only members send to a group) and assign msgId/ts;
+ *   1. authorize (only members send to a group: the members are read once, and that list is
+ *      the message's audience) and assign msgId/ts;
  *   2. with a client `id`: own the claim on it (see below);
- *   3. queue durably (SQS FIFO);
+ *   3. queue durably (SQS FIFO), with the audience when it was read and fits the queue message;
  *   4. ack the sender: from here on the message is never lost (the persister stores it), and
  *      nothing that fails later is reported to the sender as an error for this frame;
  *   5. deliver live to every online device of the recipients and the sender's other devices
  *      that was opened at or before the message's ts; the persister pushes to the ones opened
- *      later (they may miss this listing, and must not get the message twice).
+ *      later (they may miss this listing, and must not get the message twice). An audience of
+ *      more than `inlineMaxMembers` is not posted here at all: thousands of posts do not fit
+ *      the route's 29 s beside everyone else's traffic, so the message is queued for a fan-out
+ *      job, which the persister starts once the inbox rows are written (persist-message.ts).
  *
  * A repeated client `id` never delivers twice. One attempt at a time owns the claim, for a
  * lease longer than the route can run (CLAIM_LEASE_MS > 29 s); only the owner queues, acks
@@ -33,6 +37,12 @@ import type { GroupDirectory, MessageStore, QueuedMessage, UplinkQueue } from '.
 export const CLAIM_LEASE_MS = 35_000;
 export const RETRY_WAIT_MS = 3_000;
 const RETRY_POLL_MS = 100;
+/**
+ * Audiences up to this size are posted inside the send route, larger ones by a fan-out job: the
+ * size up to which an admin push posts inline too (INLINE_PUSH_MAX_USERS), a few hundred posts
+ * at live delivery's 32 in flight, well under a second.
+ */
+export const DEFAULT_INLINE_MAX_MEMBERS = 100;
 
 export interface SendDeps {
   messages: MessageStore;
@@ -46,6 +56,8 @@ export interface SendDeps {
   sleep: (ms: number) => Promise<void>;
   /** Seconds a client `id` is remembered (docs/protocol.md: 5 minutes). */
   dedupWindowSeconds: number;
+  /** Largest audience posted inside the route (SEND_INLINE_MAX_MEMBERS); default DEFAULT_INLINE_MAX_MEMBERS. */
+  inlineMaxMembers?: number;
 }
 
 export interface SendResult {
@@ -63,14 +75,18 @@ export function messageFrameOf(message: QueuedMessage): MessageFrame {
   return { type: 'message', msgId: message.msgId, from: message.from, to, body: message.body, ts: message.ts };
 }
 
-/** Whether a connection was opened after a message's ts (the persister's to serve, not send's). */
-export const openedAfter = (connection: { connectedAt: number }, ts: number): boolean => connection.connectedAt > ts;
+/** The group whose members are in a message's audience: the group sent to, or the account's agents for a reply to a WeChat user. */
+export function audienceGroupOf(to: QueuedMessage['to']): string | undefined {
+  if ('group' in to) return to.group;
+  return 'wechat' in to ? agentGroupOf(to.wechat.accountId) : undefined;
+}
 
 /**
  * Users who get the message: the recipients and, for a client's message, the sender (for the
- * sender's other devices). An admin push has no sending user.
+ * sender's other devices). An admin push has no sending user. `members`: those of
+ * audienceGroupOf(to), when it names a group.
  */
-export async function audienceOf(groups: GroupDirectory, from: string, to: QueuedMessage['to'], origin?: QueuedMessage['origin']): Promise<string[]> {
+export function audienceFrom(from: string, to: QueuedMessage['to'], members: readonly string[], origin?: QueuedMessage['origin']): string[] {
   const sender = origin === undefined ? [from] : [];
   if ('users' in to) return [...new Set([...to.users, ...sender])];
   if ('user' in to) return [...new Set([to.user, ...sender])];
@@ -78,11 +94,20 @@ export async function audienceOf(groups: GroupDirectory, from: string, to: Queue
   // user id), so that it is stored even when no agent is a member yet, and an agent who joins
   // later reads it there (`sync` with `inbox`).
   const accountInbox = origin === 'wechat' && 'group' in to ? [to.group] : [];
-  if ('group' in to) return [...new Set([...(await groups.members(to.group)), ...accountInbox, ...sender])];
+  if ('group' in to) return [...new Set([...members, ...accountInbox, ...sender])];
   // An agent's reply to a WeChat user: every agent of the account sees it, and the account inbox keeps the conversation.
-  const agents = agentGroupOf(to.wechat.accountId);
-  return [...new Set([...(await groups.members(agents)), agents, ...sender])];
+  return [...new Set([...members, agentGroupOf(to.wechat.accountId), ...sender])];
 }
+
+/** audienceFrom, reading the members when the message names a group. */
+export async function audienceOf(groups: GroupDirectory, from: string, to: QueuedMessage['to'], origin?: QueuedMessage['origin']): Promise<string[]> {
+  const group = audienceGroupOf(to);
+  return audienceFrom(from, to, group === undefined ? [] : await groups.members(group), origin);
+}
+
+/** What to carry on the queue (QueuedMessage.audience): an audience that took a membership read, while it fits an SQS message. */
+export const carriedAudience = (group: string | undefined, audience: string[]): string[] | undefined =>
+  group !== undefined && audience.length <= MAX_CARRIED_AUDIENCE ? audience : undefined;
 
 type Claimed = { role: 'owner'; msgId: string; ts: number } | { role: 'duplicate'; msgId: string; ts: number };
 
@@ -126,10 +151,12 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
       afterAckFailures.push({ step: 'ack', error });
     }
   };
+  // One membership read: it authorizes the sender and is the audience, here and in the persister.
+  const group = audienceGroupOf(to);
+  const members = group === undefined ? [] : await deps.groups.members(group);
   if ('wechat' in to) {
     // Only the account's agents answer its WeChat users; the body must be a message WeChat takes.
-    const agents = agentGroupOf(to.wechat.accountId);
-    if (!(await deps.groups.isMember(agents, caller.userId))) throw forbidden(`only members of group "${agents}" (the account's agents) may send to its WeChat users`);
+    if (!members.includes(caller.userId)) throw forbidden(`only members of group "${group}" (the account's agents) may send to its WeChat users`);
     if (!isWechatUserId(to.wechat.openId)) throw badRequest('to.wechat.openId must be one WeChat user: an openId or WeCom user id of [A-Za-z0-9_.@-], not starting with "@" or "."');
     serviceMessageOf(frame.body);
   }
@@ -138,9 +165,11 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
   if ('user' in to && isReservedUserId(to.user)) {
     throw forbidden(`"${to.user}" is a WeChat user or account inbox; answer a WeChat user with to.wechat (agents of the account only)`);
   }
-  if ('group' in to && !(await deps.groups.isMember(to.group, caller.userId))) {
+  if ('group' in to && !members.includes(caller.userId)) {
     throw forbidden(`only members of group "${to.group}" may send to it`);
   }
+  const audience = audienceFrom(caller.userId, to, members);
+  const inline = audience.length <= (deps.inlineMaxMembers ?? DEFAULT_INLINE_MAX_MEMBERS);
 
   let ts = deps.clock.nowMs();
   let msgId = deps.newMsgId(ts);
@@ -162,6 +191,8 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
     to,
     body: frame.body,
     ts,
+    audience: carriedAudience(group, audience),
+    liveDelivery: inline ? undefined : 'fanout',
   };
   try {
     await deps.uplink.enqueue(message);
@@ -185,11 +216,11 @@ export async function sendMessage(deps: SendDeps, caller: ConnectionIdentity, fr
     }
   }
   await ack(msgId, ts);
-  if (!stillOwner) return { msgId, ts, duplicate: false, delivery: undefined, afterAckFailures };
+  if (!stillOwner || !inline) return { msgId, ts, duplicate: false, delivery: undefined, afterAckFailures };
 
   try {
-    const audience = await audienceOf(deps.groups, caller.userId, to);
-    const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId || openedAfter(c, ts));
+    // Only connections opened at or before ts, as a key condition: later ones are the persister's.
+    const targets = await connectionsOf(deps.registry, audience, deps.clock.nowMs(), (c) => c.connectionId === caller.connectionId, { notAfter: ts });
     const delivery = await deliver(deps.delivery, targets, JSON.stringify(messageFrameOf(message)));
     return { msgId, ts, duplicate: false, delivery, afterAckFailures };
   } catch (error) {

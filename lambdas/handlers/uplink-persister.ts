@@ -2,7 +2,7 @@ import { SqsFifoPartialProcessorAsync, processPartialResponse } from '@aws-lambd
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { parseQueuedMessage } from '../domain/queued-message';
 import { persistMessage, type PersistDeps } from '../domain/persist-message';
-import { persistDeps } from '../runtime/dependencies';
+import { adminStore, fanoutQueue, persistDeps } from '../runtime/dependencies';
 import { outboundSubmitDeps } from '../runtime/wechat-dependencies';
 import { observed } from '../runtime/middleware';
 import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
@@ -21,10 +21,10 @@ async function storeRecord(deps: PersistDeps, record: SQSRecord): Promise<void> 
   const result = await persistMessage(deps, message, attempt);
   countMetric(result.outcome === 'stored' ? 'messagesStored' : 'redeliveriesSkipped');
   recordDelivery('late', result.lateDelivery);
-  logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery } });
+  logger.debug('message persisted', { msgId: message.msgId, outcome: result.outcome, attempt, lateDelivery: { ...result.lateDelivery }, jobId: result.jobId });
 }
 
 export const handler = observed<SQSEvent, SQSBatchResponse>(async (event, context) => {
-  const deps = { ...persistDeps(), outbound: outboundSubmitDeps() };
+  const deps = { ...persistDeps(), outbound: outboundSubmitDeps(), fanout: { jobs: adminStore(), queue: fanoutQueue() } };
   return processPartialResponse(event, (record: SQSRecord) => storeRecord(deps, record), processor, { context, skipGroupOnError: true });
 }).use(withMetrics());
