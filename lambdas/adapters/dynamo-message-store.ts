@@ -9,18 +9,22 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { epochSeconds } from '../domain/clock';
 import type { MessageFrame } from '../domain/frames';
-import { WriteDeadlineError, type ClientIdClaim, type InboxRow, type MessageStore, type StoredMessageState } from '../domain/messaging-ports';
-import { batchWriteAll } from './dynamo-paging';
+import { WriteDeadlineError, type ClientIdClaim, type InboxRow, type MessageStore, type StoreAttempt, type StoredMessageState } from '../domain/messaging-ports';
+import { batchWriteAll, queryAll } from './dynamo-paging';
+import { readInboxWithin } from './inbox-pages';
 
 /**
- * The messages table (lib/gateway-declaration.ts `tables.messages`), three kinds of rows:
- *   msg#{msgId}                / "msg"       storing state: positions, frozen audience, chunks done
+ * The messages table (lib/gateway-declaration.ts `tables.messages`), four kinds of rows:
+ *   msg#{msgId}                / "msg"       storing state and positions, frozen audience (no frame: the inbox rows carry it)
+ *   msg#{msgId}                / chunk#{i}   chunk i of the audience is written, at `position`
  *   inbox#{userId}             / {position}  one per audience member; the frame as JSON text
  *   dedup#{userId}#{clientId}  / "dedup"     a client frame id seen within the window
  * Frames are stored as JSON text, not DynamoDB maps: any JSON body round-trips exactly
  * (DynamoDB numbers cannot hold every double, e.g. 1e308).
  */
 const messageKey = (msgId: string) => ({ pk: `msg#${msgId}`, sk: 'msg' });
+const CHUNK_PREFIX = 'chunk#';
+const chunkKey = (msgId: string, index: number) => ({ pk: `msg#${msgId}`, sk: `${CHUNK_PREFIX}${index}` });
 const inboxKey = (userId: string, position: string) => ({ pk: `inbox#${userId}`, sk: position });
 const dedupKey = (userId: string, clientId: string) => ({ pk: `dedup#${userId}#${clientId}`, sk: 'dedup' });
 
@@ -100,23 +104,36 @@ export class DynamoMessageStore implements MessageStore {
   }
 
   async getMessageState(msgId: string): Promise<StoredMessageState | undefined> {
-    const { Item } = await this.client.send(new GetCommand({ TableName: this.tableName, Key: messageKey(msgId), ConsistentRead: true }));
-    return Item ? stateOf(msgId, Item) : undefined;
+    // One query for the row and its chunk records (a message never stored: one read unit).
+    const items = await queryAll<Record<string, unknown>>(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': messageKey(msgId).pk },
+      ConsistentRead: true,
+    });
+    const row = items.find((item) => item.sk === 'msg');
+    if (!row) return undefined;
+    const chunksDone: Record<number, string> = {};
+    for (const item of items) {
+      const sk = item.sk as string;
+      if (sk.startsWith(CHUNK_PREFIX)) chunksDone[Number(sk.slice(CHUNK_PREFIX.length))] = item.position as string;
+    }
+    return { msgId, state: row.state === 'stored' ? 'stored' : 'storing', ...attemptOf(row), chunksDone };
   }
 
-  async beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState> {
+  async beginStore(msgId: string, audience: readonly string[], position: string, expiresAt: number): Promise<StoreAttempt> {
     // ADD to a string set: the positions of every attempt stay known until the last succeeds.
     const { Attributes } = await this.client.send(
       new UpdateCommand({
         TableName: this.tableName,
-        Key: messageKey(frame.msgId),
-        UpdateExpression: 'SET #s = :storing, expiresAt = :e, audience = if_not_exists(audience, :a), chunks = if_not_exists(chunks, :none) ADD positions :p',
+        Key: messageKey(msgId),
+        UpdateExpression: 'SET #s = :storing, expiresAt = :e, audience = if_not_exists(audience, :a) ADD positions :p',
         ExpressionAttributeNames: { '#s': 'state' },
-        ExpressionAttributeValues: { ':storing': 'storing', ':e': expiresAt, ':a': [...audience], ':none': {}, ':p': new Set([position]) },
+        ExpressionAttributeValues: { ':storing': 'storing', ':e': expiresAt, ':a': [...audience], ':p': new Set([position]) },
         ReturnValues: 'ALL_NEW',
       }),
     );
-    return stateOf(frame.msgId, Attributes ?? {});
+    return attemptOf(Attributes ?? {});
   }
 
   async putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void> {
@@ -139,14 +156,17 @@ export class DynamoMessageStore implements MessageStore {
     );
   }
 
-  async markChunkStored(msgId: string, index: number, position: string): Promise<boolean> {
-    return this.conditionalUpdate({
-      Key: messageKey(msgId),
-      UpdateExpression: 'SET chunks.#i = :p',
-      ConditionExpression: 'attribute_not_exists(chunks.#i)',
-      ExpressionAttributeNames: { '#i': String(index) },
-      ExpressionAttributeValues: { ':p': position },
-    });
+  async markChunkStored(msgId: string, index: number, position: string, expiresAt: number): Promise<boolean> {
+    // Its own small row: an update of the message row would be billed for the whole audience it holds.
+    try {
+      await this.client.send(
+        new PutCommand({ TableName: this.tableName, Item: { ...chunkKey(msgId, index), position, expiresAt }, ConditionExpression: 'attribute_not_exists(pk)' }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   async markStored(msgId: string): Promise<void> {
@@ -155,29 +175,29 @@ export class DynamoMessageStore implements MessageStore {
     );
   }
 
-  async readInbox(userId: string, afterPosition: string | undefined, max: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }> {
-    const rows: InboxRow[] = [];
-    const now = epochSeconds(nowMs);
-    let startKey: Record<string, unknown> | undefined = afterPosition === undefined ? undefined : inboxKey(userId, afterPosition);
-    // Read one row beyond `max` to know whether more exist; expired rows are skipped (TTL lags).
-    while (rows.length <= max) {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `inbox#${userId}` },
-          ExclusiveStartKey: startKey,
-          Limit: max + 1 - rows.length,
-          ConsistentRead: true,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        if ((item.expiresAt as number) > now) rows.push({ position: item.sk as string, frame: JSON.parse(item.frame as string) as MessageFrame });
-      }
-      startKey = page.LastEvaluatedKey;
-      if (!startKey) break;
-    }
-    return { rows: rows.slice(0, max), more: rows.length > max };
+  async readInbox(userId: string, afterPosition: string | undefined, max: number, maxBytes: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }> {
+    return readInboxWithin(
+      async (after, limit) => {
+        const page = await this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': `inbox#${userId}` },
+            ExclusiveStartKey: after === undefined ? undefined : inboxKey(userId, after),
+            Limit: limit,
+            // Eventually consistent (half the read units): a row a lagging replica does not show
+            // yet sorts after the reply's resume floor (RESUME_OVERLAP_MS in domain/inbox-position.ts).
+            ConsistentRead: false,
+          }),
+        );
+        const rows = (page.Items ?? []).map((item) => ({ position: item.sk as string, frameJson: item.frame as string, expiresAt: item.expiresAt as number }));
+        return { rows, next: page.LastEvaluatedKey?.sk as string | undefined };
+      },
+      afterPosition,
+      max,
+      maxBytes,
+      nowMs,
+    );
   }
 }
 
@@ -198,13 +218,9 @@ function claimOf(item: Record<string, unknown>): ClientIdClaim | undefined {
   };
 }
 
-function stateOf(msgId: string, item: Record<string, unknown>): StoredMessageState {
-  const chunks = (item.chunks as Record<string, string> | undefined) ?? {};
+function attemptOf(item: Record<string, unknown>): StoreAttempt {
   return {
-    msgId,
-    state: item.state === 'stored' ? 'stored' : 'storing',
     positions: [...((item.positions as Set<string> | undefined) ?? [])].sort(),
     audience: (item.audience as string[] | undefined) ?? [],
-    chunksDone: Object.fromEntries(Object.entries(chunks).map(([index, position]) => [Number(index), position])),
   };
 }

@@ -19,13 +19,17 @@ export const MAX_ROW_WRITE_AGE_MS = 20_000;
 
 /**
  * How far back a resumed `sync` re-reads. It must cover the longest time between minting a
- * position and its row becoming readable, plus clock skew between the instance that minted the
- * position and the one that reads:
+ * position and its row becoming visible to a `sync` read, plus clock skew between the instance
+ * that minted the position and the one that reads:
  *   20 s  write-age limit (MAX_ROW_WRITE_AGE_MS: no write is sent later than that)
  * + 10 s  for a write that was sent just before the limit to be applied (the DynamoDB client's
  *         request timeout is 3 s, with at most 3 attempts: runtime/aws-clients.ts)
- * + 30 s  clock skew between Lambda instances (their clocks are synchronised to milliseconds by
- *         the Amazon Time Sync Service; 30 s is a wide margin)
+ * + 10 s  replication lag: `sync` queries are eventually consistent (half the read units), so one
+ *         may be answered by a replica that does not show a recent write yet. DynamoDB promises
+ *         only "after a short time" (its guide long said "usually within a second"); 10 s is ten
+ *         times that, and the skew term below leaves about 20 s more in practice
+ * + 20 s  clock skew between Lambda instances (their clocks are synchronised to milliseconds by
+ *         the Amazon Time Sync Service; 20 s is a wide margin)
  * = 60 s.
  */
 export const RESUME_OVERLAP_MS = 60_000;
@@ -79,6 +83,14 @@ export function syncStartOf(after: string | undefined, nowMs: number, overlapMs:
   }
   throw badRequest('after must be the cursor or next of an earlier sync reply, or a msgId');
 }
+
+/**
+ * The lowest position a `sync` reads from: rows minted before it have expired, so reading them
+ * (until TTL deletes them) would cost read units for nothing. A row expires `ttlMs` after its
+ * message's `ts`, taken on the sending instance's clock before the position was minted on the
+ * persister's, so `overlapMs` (which includes the clock skew) is the margin.
+ */
+export const expiryFloorOf = (nowMs: number, ttlMs: number, overlapMs: number): string => floorOfMs(nowMs - ttlMs - overlapMs);
 
 /** The `next` cursor after a page that ended at `position`. */
 export const nextCursorOf = (position: string, floor: string): string => `${NEXT_PREFIX}${position}.${floor}`;

@@ -1,13 +1,14 @@
 import type { Clock } from './clock';
 import { DEFAULT_SYNC_LIMIT, type MessageFrame, type SyncFrame } from './frames';
-import { nextCursorOf, resumeCursorOf, RESUME_OVERLAP_MS, syncStartOf } from './inbox-position';
+import { expiryFloorOf, nextCursorOf, resumeCursorOf, RESUME_OVERLAP_MS, syncStartOf } from './inbox-position';
 import { forbidden } from './errors';
 import type { GroupDirectory, MessageStore } from './messaging-ports';
 
 /**
  * The `sync` route: a page of the caller's inbox. A reply is one WebSocket message, which
  * API Gateway caps at 128 KiB, so a page also stops at `maxReplyBytes` of message frames
- * (bodies are at most 32 KiB, so a page always holds at least three).
+ * (bodies are at most 32 KiB, so a page always holds at least three). The store reads little more
+ * than that budget (adapters/inbox-pages.ts), and nothing older than the inbox TTL.
  *
  * Every reply carries `cursor`, the resume point (inbox-position.ts): a client that always
  * resumes from the `cursor` of the last reply it got never misses an acknowledged message,
@@ -19,6 +20,8 @@ export interface SyncDeps {
   clock: Clock;
   overlapMs: number;
   maxReplyBytes: number;
+  /** How long inbox rows live (INBOX_TTL_DAYS): no read starts among rows that have expired. */
+  inboxTtlSeconds: number;
 }
 
 export interface SyncPage {
@@ -41,7 +44,11 @@ export async function syncInbox(deps: SyncDeps, userId: string, frame: SyncFrame
   const limit = frame.limit ?? DEFAULT_SYNC_LIMIT;
   const nowMs = deps.clock.nowMs();
   const { start, floor } = syncStartOf(frame.after, nowMs, deps.overlapMs);
-  const { rows, more } = await deps.messages.readInbox(await inboxOwnerOf(deps, userId, frame), start, limit, nowMs);
+  // Expired rows wait up to 48 h for TTL deletion: start above them. Cursors keep their meaning,
+  // since every row below that floor is expired and would be skipped anyway.
+  const expiryFloor = expiryFloorOf(nowMs, deps.inboxTtlSeconds * 1000, deps.overlapMs);
+  const from = start !== undefined && start > expiryFloor ? start : expiryFloor;
+  const { rows, more } = await deps.messages.readInbox(await inboxOwnerOf(deps, userId, frame), from, limit, deps.maxReplyBytes, nowMs);
 
   const messages: MessageFrame[] = [];
   let bytes = 0;

@@ -10,6 +10,16 @@ export interface UsersTarget {
   users: string[];
 }
 
+/**
+ * The largest audience `send` carries on the uplink queue (QueuedMessage.audience). An SQS
+ * message holds at most 256 KiB = 262,144 bytes. The body is at most 32 KiB of JSON, and the
+ * queue's encoding (toSqsBody) writes a character above U+FFFF (4 bytes) as two `\u` escapes
+ * (12 bytes): at most 3 x 32,768 = 98,304 bytes. Ids, `to`, `ts` and the JSON around them stay
+ * under 1,024 bytes. A user id is at most 128 characters of [A-Za-z0-9_.:@-], 131 bytes with
+ * its quotes and comma. 1,000 x 131 + 98,304 + 1,024 = 230,328 bytes, 31,816 below the limit.
+ */
+export const MAX_CARRIED_AUDIENCE = 1_000;
+
 /** What travels on the uplink queue: everything needed to store and deliver one message. */
 export interface QueuedMessage {
   msgId: string;
@@ -27,6 +37,19 @@ export interface QueuedMessage {
    * has no live delivery in a send route, so the persister delivers it to every connection.
    */
   origin?: 'admin' | 'wechat';
+  /**
+   * The users who get an inbox row, as `send` (or an admin group push) read them, when that took
+   * a membership read and they are at most MAX_CARRIED_AUDIENCE: the persister's first attempt
+   * freezes this list instead of reading the group again. Absent: the persister reads it.
+   */
+  audience?: string[];
+  /**
+   * `fanout`: the audience was too large to post inside the send route, which posted nothing;
+   * the persister starts a fan-out job (id = msgId) for every connection of the audience once
+   * the inbox rows are written. Absent: `send` posted to the connections opened at or before
+   * `ts`, and the persister posts to those opened after.
+   */
+  liveDelivery?: 'fanout';
 }
 
 export interface UplinkQueue {
@@ -49,13 +72,17 @@ export interface ClientIdClaim {
   leaseUntil: number;
 }
 
-export interface StoredMessageState {
-  msgId: string;
-  state: 'storing' | 'stored';
+/** What `beginStore` answers: the message row after the attempt joined it. */
+export interface StoreAttempt {
   /** Every inbox position a storing attempt has begun at, oldest first. */
   positions: string[];
   /** The users who get an inbox row, fixed by the first storing attempt. */
   audience: string[];
+}
+
+export interface StoredMessageState extends StoreAttempt {
+  msgId: string;
+  state: 'storing' | 'stored';
   /** Chunks of `audience` (STORE_CHUNK_SIZE each, in order) already written: index -> position. */
   chunksDone: Record<number, string>;
 }
@@ -91,25 +118,33 @@ export interface MessageStore {
    */
   markClientIdQueued(userId: string, clientId: string, owner: string): Promise<boolean>;
 
+  /** The storing state and the chunks recorded so far, read consistently; undefined before the first `beginStore`. */
   getMessageState(msgId: string): Promise<StoredMessageState | undefined>;
   /**
    * Records that a storing attempt at `position` has begun: the message row is `storing`,
    * `position` joins its positions (before any inbox row is written at it), and `audience` is
-   * kept only if none was recorded yet. Returns the state after the update.
+   * kept only if none was recorded yet. Returns the positions and audience after the update.
    */
-  beginStore(frame: MessageFrame, audience: readonly string[], position: string, expiresAt: number): Promise<StoredMessageState>;
+  beginStore(msgId: string, audience: readonly string[], position: string, expiresAt: number): Promise<StoreAttempt>;
   /** Writes the rows; refuses (WriteDeadlineError) to send any write once `notAfterMs` has passed. */
   putInboxRows(userIds: readonly string[], position: string, frame: MessageFrame, expiresAt: number, notAfterMs: number): Promise<void>;
   deleteInboxRows(userIds: readonly string[], position: string): Promise<void>;
-  /** Records chunk `index` as written at `position`, unless it already was (conditional); returns whether this call recorded it. */
-  markChunkStored(msgId: string, index: number, position: string): Promise<boolean>;
+  /**
+   * Records chunk `index` as written at `position`, unless it already was (conditional); returns
+   * whether this call recorded it. A record of its own, not a change to the message row: the
+   * row holds the audience, and rewriting it once per chunk would cost its size every time.
+   */
+  markChunkStored(msgId: string, index: number, position: string, expiresAt: number): Promise<boolean>;
+  /** The message row becomes `stored` (nothing else changes). */
   markStored(msgId: string): Promise<void>;
 
   /**
    * Unexpired inbox rows of a user with position > `afterPosition` (all when undefined), in
-   * position order, at most `max` of them, and whether more exist.
+   * position order: at most `max`, and only while their frames' JSON text fits in `maxBytes`
+   * (the first row always); `more` says whether more exist. It reads little more than it
+   * returns (adapters/inbox-pages.ts).
    */
-  readInbox(userId: string, afterPosition: string | undefined, max: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }>;
+  readInbox(userId: string, afterPosition: string | undefined, max: number, maxBytes: number, nowMs: number): Promise<{ rows: InboxRow[]; more: boolean }>;
 }
 
 export interface GroupDirectory {

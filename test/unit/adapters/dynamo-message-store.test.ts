@@ -96,21 +96,25 @@ describe('DynamoMessageStore claim updates are conditional', () => {
 });
 
 describe('DynamoMessageStore.readInbox', () => {
-  it('skips expired rows, stops at max and reports more', async () => {
+  const BUDGET = 120 * 1024;
+  const rowBytes = Buffer.byteLength(JSON.stringify(frame('P1')));
+
+  it('skips expired rows, stops at max and reports more, with an eventually consistent Query', async () => {
     ddb.on(QueryCommand).resolves({ Items: [inboxItem('P1', NOW_S), inboxItem('P2', NOW_S + 1), inboxItem('P3', NOW_S + 1), inboxItem('P4', NOW_S + 1)] });
-    const { rows, more } = await store().readInbox('u2', undefined, 2, NOW);
+    const { rows, more } = await store().readInbox('u2', undefined, 2, BUDGET, NOW);
     expect(rows).toEqual([
       { position: 'P2', frame: frame('P2') },
       { position: 'P3', frame: frame('P3') },
     ]);
     expect(more).toBe(true);
+    expect(ddb.commandCalls(QueryCommand)).toHaveLength(1);
     expect(ddb.commandCalls(QueryCommand)[0]!.args[0].input).toMatchObject({
       TableName: TABLE,
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': 'inbox#u2' },
       ExclusiveStartKey: undefined,
       Limit: 3,
-      ConsistentRead: true,
+      ConsistentRead: false,
     });
   });
 
@@ -120,20 +124,42 @@ describe('DynamoMessageStore.readInbox', () => {
       .resolvesOnce({ Items: [inboxItem('P1', NOW_S - 10), inboxItem('P2', NOW_S + 10)], LastEvaluatedKey: { pk: 'inbox#u2', sk: 'P2' } })
       .resolvesOnce({ Items: [inboxItem('P3', NOW_S + 10)] });
 
-    const { rows, more } = await store().readInbox('u2', 'P0', 5, NOW);
+    const { rows, more } = await store().readInbox('u2', 'P0', 5, BUDGET, NOW);
 
     expect(rows.map((r) => r.position)).toEqual(['P2', 'P3']);
     expect(more).toBe(false);
     const inputs = ddb.commandCalls(QueryCommand).map((c) => c.args[0].input);
     expect(inputs.map((i) => [i.ExclusiveStartKey, i.Limit])).toEqual([
-      [{ pk: 'inbox#u2', sk: 'P0' }, 6],
+      [{ pk: 'inbox#u2', sk: 'P0' }, 4],
       [{ pk: 'inbox#u2', sk: 'P2' }, 5],
     ]);
   });
 
+  it('reads first as many rows as cross the budget at the largest bodies, then pages sized from the average row', async () => {
+    const item = (position: string) => ({ ...inboxItem(position, NOW_S + 10), frame: JSON.stringify(frame(position, 'x'.repeat(8000))) });
+    const size = Buffer.byteLength(item('P1').frame);
+    ddb
+      .on(QueryCommand)
+      .resolvesOnce({ Items: ['P1', 'P2', 'P3', 'P4'].map(item), LastEvaluatedKey: { pk: 'inbox#u2', sk: 'P4' } })
+      .resolvesOnce({ Items: [item('P5')] });
+
+    await store().readInbox('u2', undefined, 500, BUDGET, NOW);
+
+    // 120 KiB holds three 32 KiB bodies, so four rows; then what fills the rest at the average size, plus one.
+    expect(ddb.commandCalls(QueryCommand).map((c) => c.args[0].input.Limit)).toEqual([4, Math.floor((BUDGET - 4 * size) / size) + 1]);
+  });
+
+  it('stops at the first row that does not fit the budget, which proves more, without another Query', async () => {
+    ddb.on(QueryCommand).resolves({ Items: ['P1', 'P2', 'P3', 'P4'].map((p) => inboxItem(p, NOW_S + 10)), LastEvaluatedKey: { pk: 'inbox#u2', sk: 'P4' } });
+    const { rows, more } = await store().readInbox('u2', undefined, 500, 2 * rowBytes + 1, NOW);
+    expect(rows.map((r) => r.position)).toEqual(['P1', 'P2']);
+    expect(more).toBe(true);
+    expect(ddb.commandCalls(QueryCommand)).toHaveLength(1);
+  });
+
   it('round-trips a body DynamoDB numbers could not hold (frames are stored as JSON text)', async () => {
     ddb.on(QueryCommand).resolves({ Items: [inboxItem('P1', NOW_S + 10)] });
-    const { rows } = await store().readInbox('u2', undefined, 10, NOW);
+    const { rows } = await store().readInbox('u2', undefined, 10, BUDGET, NOW);
     expect((rows[0]!.frame.body as { big: number }).big).toBe(1e308);
   });
 });
@@ -174,15 +200,9 @@ describe('DynamoMessageStore.putInboxRows', () => {
 });
 
 describe('DynamoMessageStore storing state', () => {
-  it('beginStore adds the position to the row’s position set rather than replacing earlier ones', async () => {
-    ddb.on(UpdateCommand).resolves({ Attributes: { state: 'storing', positions: new Set(['P1', 'P2']), audience: ['u2', 'u1'], chunks: {} } });
-    await expect(store().beginStore(frame(MSG_ID), ['u2', 'u1'], 'P2', NOW_S + 100)).resolves.toEqual({
-      msgId: MSG_ID,
-      state: 'storing',
-      positions: ['P1', 'P2'],
-      audience: ['u2', 'u1'],
-      chunksDone: {},
-    });
+  it('beginStore adds the position to the row’s position set rather than replacing earlier ones, and writes no frame', async () => {
+    ddb.on(UpdateCommand).resolves({ Attributes: { state: 'storing', positions: new Set(['P1', 'P2']), audience: ['u2', 'u1'] } });
+    await expect(store().beginStore(MSG_ID, ['u2', 'u1'], 'P2', NOW_S + 100)).resolves.toEqual({ positions: ['P1', 'P2'], audience: ['u2', 'u1'] });
     const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
     expect(input.Key).toEqual({ pk: `msg#${MSG_ID}`, sk: 'msg' });
     expect(input.UpdateExpression).toMatch(/ADD positions :p/);
@@ -190,15 +210,43 @@ describe('DynamoMessageStore storing state', () => {
     expect(input.ExpressionAttributeValues?.[':storing']).toBe('storing');
     // The audience is frozen by the first attempt.
     expect(input.UpdateExpression).toMatch(/audience = if_not_exists\(audience, :a\)/);
+    expect(Object.keys(input.ExpressionAttributeValues ?? {}).sort()).toEqual([':a', ':e', ':p', ':storing']);
   });
 
-  it('getMessageState returns every recorded position, oldest first', async () => {
-    ddb.on(GetCommand).resolves({ Item: { pk: `msg#${MSG_ID}`, sk: 'msg', state: 'storing', positions: new Set(['P3', 'P1', 'P2']), audience: ['u1'], chunks: { '0': 'P1' } } });
-    await expect(store().getMessageState(MSG_ID)).resolves.toEqual({ msgId: MSG_ID, positions: ['P1', 'P2', 'P3'], state: 'storing', audience: ['u1'], chunksDone: { 0: 'P1' } });
+  it('markChunkStored puts a small row of its own, conditionally, instead of rewriting the message row', async () => {
+    ddb.on(PutCommand).resolvesOnce({}).rejectsOnce(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+    await expect(store().markChunkStored(MSG_ID, 3, 'P1', NOW_S + 100)).resolves.toBe(true);
+    await expect(store().markChunkStored(MSG_ID, 3, 'P2', NOW_S + 100)).resolves.toBe(false);
+    expect(ddb.commandCalls(PutCommand)[0]!.args[0].input).toEqual({
+      TableName: TABLE,
+      Item: { pk: `msg#${MSG_ID}`, sk: 'chunk#3', position: 'P1', expiresAt: NOW_S + 100 },
+      ConditionExpression: 'attribute_not_exists(pk)',
+    });
+    expect(ddb.commandCalls(UpdateCommand)).toHaveLength(0);
+  });
+
+  it('markStored sets the state and nothing else', async () => {
+    ddb.on(UpdateCommand).resolves({});
+    await store().markStored(MSG_ID);
+    const input = ddb.commandCalls(UpdateCommand)[0]!.args[0].input;
+    expect([input.Key, input.UpdateExpression, input.ExpressionAttributeValues]).toEqual([{ pk: `msg#${MSG_ID}`, sk: 'msg' }, 'SET #s = :s', { ':s': 'stored' }]);
+  });
+
+  it('getMessageState reads the row and its chunk rows in one consistent query: every position, oldest first, and the chunks done', async () => {
+    ddb.on(QueryCommand).resolves({
+      Items: [
+        { pk: `msg#${MSG_ID}`, sk: 'chunk#0', position: 'P1' },
+        { pk: `msg#${MSG_ID}`, sk: 'chunk#12', position: 'P3' },
+        { pk: `msg#${MSG_ID}`, sk: 'msg', state: 'storing', positions: new Set(['P3', 'P1', 'P2']), audience: ['u1'] },
+      ],
+    });
+    await expect(store().getMessageState(MSG_ID)).resolves.toEqual({ msgId: MSG_ID, positions: ['P1', 'P2', 'P3'], state: 'storing', audience: ['u1'], chunksDone: { 0: 'P1', 12: 'P3' } });
+    const input = ddb.commandCalls(QueryCommand)[0]!.args[0].input;
+    expect([input.KeyConditionExpression, input.ExpressionAttributeValues, input.ConsistentRead]).toEqual(['pk = :pk', { ':pk': `msg#${MSG_ID}` }, true]);
   });
 
   it('getMessageState is undefined for a message never stored', async () => {
-    ddb.on(GetCommand).resolves({});
+    ddb.on(QueryCommand).resolves({ Items: [] });
     await expect(store().getMessageState(MSG_ID)).resolves.toBeUndefined();
   });
 });

@@ -63,7 +63,7 @@ function world(groups: Record<string, string[]> = {}, sleepAdvancesClock = true)
     newPosition: (nowMs) => nextUlid(nowMs),
     inboxTtlSeconds: 7 * 86_400,
   };
-  const sync: SyncDeps = { messages, groups: directory, clock, overlapMs: RESUME_OVERLAP_MS, maxReplyBytes: 120 * 1024 };
+  const sync: SyncDeps = { messages, groups: directory, clock, overlapMs: RESUME_OVERLAP_MS, maxReplyBytes: 120 * 1024, inboxTtlSeconds: 7 * 86_400 };
   /** Drains the queue through the persister, as the event source mapping would. */
   const storeQueued = async () => {
     while (uplink.enqueued.length > 0) await persistMessage(persist, uplink.enqueued.shift()!, 1);

@@ -1,6 +1,6 @@
 import { decodeTime, encodeTime, monotonicFactory, ulid } from 'ulid';
 import { GatewayError } from '../../../lambdas/domain/errors';
-import type { MessageFrame } from '../../../lambdas/domain/frames';
+import { MAX_BODY_BYTES, type MessageFrame } from '../../../lambdas/domain/frames';
 import { isMsgId, nextCursorOf, resumeCursorOf, syncStartOf } from '../../../lambdas/domain/inbox-position';
 import { syncInbox, type SyncDeps } from '../../../lambdas/domain/inbox-sync';
 import { persistMessage, type PersistDeps } from '../../../lambdas/domain/persist-message';
@@ -12,9 +12,11 @@ import {
   FakeMessageStore,
   ManualClock,
 } from '../../support/fakes';
+import { seededRandom } from '../../support/prng';
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 const OVERLAP = 60_000;
+const TTL_S = 7 * 86_400;
 const floorAt = (ms: number) => encodeTime(ms) + '0'.repeat(16);
 
 describe('syncStartOf', () => {
@@ -88,7 +90,7 @@ function frame(msgId: string, body: unknown = 'x'): MessageFrame {
 function syncSetup(maxReplyBytes = 120 * 1024) {
   const clock = new ManualClock(T0);
   const messages = new FakeMessageStore();
-  const deps: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes };
+  const deps: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes, inboxTtlSeconds: TTL_S };
   const nextPosition = monotonicFactory();
   /** Stores a frame in u2's inbox at a fresh position, `atMs` on the clock. */
   const store = async (f: MessageFrame, atMs: number, expiresAt = Math.floor(atMs / 1000) + 86_400) => {
@@ -203,6 +205,112 @@ describe('syncInbox', () => {
   });
 });
 
+describe('what a sync reads', () => {
+  const BUDGET = 120 * 1024;
+  const LARGEST_BODY = 'b'.repeat(MAX_BODY_BYTES - 2); // 32 KiB once serialized, quotes included
+  /** The documented worst case of one sync: rows that fit the reply, plus one Query page (1 MB, the row that crossed it included). */
+  const WORST_READ_BYTES = BUDGET + 1024 * 1024 + MAX_BODY_BYTES + 1024;
+  const readBy = async <T>(messages: FakeMessageStore, run: () => Promise<T>) => {
+    const before = { ...messages.inboxReads };
+    const result = await run();
+    const { pages, rows, bytes } = messages.inboxReads;
+    return { result, reads: { pages: pages - before.pages, rows: rows - before.rows, bytes: bytes - before.bytes } };
+  };
+
+  it('limit=500 over 32 KiB bodies reads one page of four rows and returns the three messages and the next it did before', async () => {
+    const { deps, store, messages, clock } = syncSetup();
+    const ids = Array.from({ length: 40 }, (_, i) => ulid(T0 + i));
+    const positions: string[] = [];
+    for (const [i, id] of ids.entries()) positions.push(await store(frame(id, LARGEST_BODY), T0 + 100 + i));
+    const floor = floorAt(clock.nowMs() - OVERLAP);
+    const oneFrame = Buffer.byteLength(JSON.stringify(frame(ids[0]!, LARGEST_BODY)));
+
+    const first = await readBy(messages, () => syncInbox(deps, 'u2', { action: 'sync', limit: 500 }));
+    expect(first.result).toEqual({ messages: ids.slice(0, 3).map((id) => frame(id, LARGEST_BODY)), next: nextCursorOf(positions[2]!, floor), cursor: 'r.' + floor });
+    // The fourth row is the one that does not fit: it proves that more exist.
+    expect(first.reads).toEqual({ pages: 1, rows: 4, bytes: 4 * oneFrame });
+    expect(first.reads.bytes).toBeLessThan(BUDGET + oneFrame);
+
+    const second = await readBy(messages, () => syncInbox(deps, 'u2', { action: 'sync', limit: 500, after: first.result.next! }));
+    expect(second.result.messages.map((m) => m.msgId)).toEqual(ids.slice(3, 6));
+    expect(second.reads.rows).toBe(4);
+  });
+
+  it('reads at most one page past the budget when small rows come before large ones', async () => {
+    const { deps, store, messages } = syncSetup();
+    const small = Array.from({ length: 100 }, (_, i) => ulid(T0 + i));
+    const large = Array.from({ length: 60 }, (_, i) => ulid(T0 + 1000 + i));
+    for (const [i, id] of small.entries()) await store(frame(id), T0 + 10_000 + i);
+    for (const [i, id] of large.entries()) await store(frame(id, LARGEST_BODY), T0 + 20_000 + i);
+
+    const { result, reads } = await readBy(messages, () => syncInbox(deps, 'u2', { action: 'sync', limit: 500 }));
+    expect(result.messages.map((m) => m.msgId)).toEqual([...small, ...large.slice(0, 3)]);
+    // Four small rows, then a page sized for small rows, which DynamoDB's 1 MB stops.
+    expect(reads.pages).toBe(2);
+    expect(reads.bytes).toBeGreaterThan(1024 * 1024);
+    expect(reads.bytes).toBeLessThanOrEqual(WORST_READ_BYTES);
+  });
+
+  it('never reads rows older than the inbox TTL, with or without after', async () => {
+    const { deps, store, messages, clock } = syncSetup();
+    const old = T0 - 8 * 86_400_000;
+    const oldPositions: string[] = [];
+    for (let i = 0; i < 30; i++) oldPositions.push(await store(frame(ulid(old + i)), old + 100 + i, Math.floor(old / 1000) + TTL_S));
+    const edge = T0 - TTL_S * 1000 + 30_000; // expires 30 s after T0: still readable
+    const kept = [ulid(edge), ulid(T0 + 1)];
+    await store(frame(kept[0]!), edge + 10, Math.floor(edge / 1000) + TTL_S);
+    await store(frame(kept[1]!), T0 + 10);
+    clock.set(T0 + 20);
+
+    const olderThanTtl = [undefined, ulid(old), 'r.' + oldPositions[0], nextCursorOf(oldPositions[0]!, floorAt(old))];
+    for (const after of olderThanTtl) {
+      const { result, reads } = await readBy(messages, () => syncInbox(deps, 'u2', { action: 'sync', after }));
+      expect(result.messages.map((m) => m.msgId)).toEqual(kept);
+      expect(result.next).toBeNull();
+      expect(reads.rows).toBe(2);
+    }
+  });
+
+  it('pages through a large inbox of mixed sizes with next: every message once, in order, each sync within its worst case', async () => {
+    const { deps, store, messages } = syncSetup();
+    const random = seededRandom(12);
+    const ids = Array.from({ length: 400 }, (_, i) => ulid(T0 + i));
+    for (const [i, id] of ids.entries()) {
+      const r = random();
+      const size = r < 0.7 ? 1 + Math.floor(random() * 500) : r < 0.9 ? 500 + Math.floor(random() * 8000) : 8000 + Math.floor(random() * (MAX_BODY_BYTES - 8002));
+      await store(frame(id, 'x'.repeat(size)), T0 + 1000 + i);
+    }
+
+    const seen: string[] = [];
+    const limits = [1, 7, 100, 500];
+    let after: string | undefined;
+    for (let n = 0; n < 1000; n++) {
+      const { result, reads } = await readBy(messages, () => syncInbox(deps, 'u2', { action: 'sync', after, limit: limits[n % limits.length] }));
+      seen.push(...result.messages.map((m) => m.msgId));
+      expect(Buffer.byteLength(JSON.stringify(result.messages))).toBeLessThanOrEqual(BUDGET);
+      expect(reads.bytes).toBeLessThanOrEqual(WORST_READ_BYTES);
+      if (!result.next) break;
+      after = result.next;
+    }
+    expect(seen).toEqual(ids);
+  });
+
+  it("returns a row that a lagging replica hid, when resuming from that reply's cursor (the overlap at its limit)", async () => {
+    const { deps, store, clock } = syncSetup();
+    const replica = { ...deps, messages: new FakeMessageStore() }; // a replica that does not show the write yet
+    const readAt = T0 + 600_000;
+    // Minted on a clock 20 s behind the reader's, written 30 s later (write age limit, then
+    // applied), and not shown by a replica 10 s behind when the reader syncs: 60 s before readAt.
+    const id = ulid(readAt - OVERLAP);
+    await store(frame(id), readAt - OVERLAP);
+    clock.set(readAt);
+    const hidden = await syncInbox(replica, 'u2', { action: 'sync' });
+    expect(hidden.messages).toEqual([]);
+    clock.advance(1000);
+    expect((await syncInbox(deps, 'u2', { action: 'sync', after: hidden.cursor })).messages.map((m) => m.msgId)).toEqual([id]);
+  });
+});
+
 describe('the sync guarantee: a message stored late is never missed', () => {
   it('returns A (older msgId, stored after B) to a client resuming from the cursor of the sync that returned B', async () => {
     const clock = new ManualClock(T0);
@@ -218,7 +326,7 @@ describe('the sync guarantee: a message stored late is never missed', () => {
       newPosition: (nowMs) => nextPosition(nowMs),
       inboxTtlSeconds: 86_400,
     };
-    const sync: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
+    const sync: SyncDeps = { messages, groups: new FakeGroupDirectory(), clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024, inboxTtlSeconds: TTL_S };
     // A is sent (and acked) first, by u3; B a second later, by u1. Both to u2, different conversations.
     const a = { msgId: ulid(T0), from: 'u3', fromDevice: 'd', fromConnection: 'c3', to: { user: 'u2' }, body: 'A', ts: T0 };
     const b = { msgId: ulid(T0 + 1000), from: 'u1', fromDevice: 'd', fromConnection: 'c1', to: { user: 'u2' }, body: 'B', ts: T0 + 1000 };
@@ -256,7 +364,7 @@ describe('the account inbox of a WeChat account', () => {
       newPosition: (nowMs) => nextPosition(nowMs),
       inboxTtlSeconds: 86_400,
     };
-    const sync: SyncDeps = { messages, groups, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024 };
+    const sync: SyncDeps = { messages, groups, clock, overlapMs: OVERLAP, maxReplyBytes: 120 * 1024, inboxTtlSeconds: TTL_S };
     const callback = (n: number) => ({
       msgId: ulid(T0 + n),
       from: 'wechat:acc:oUser',
