@@ -7,6 +7,12 @@ import { assertBodySize } from './frames';
 const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
 
 export const MAX_PUSH_USERS = 10_000;
+/**
+ * The listed user ids of one push, as JSON: the list travels on the FIFO uplink queue next to a
+ * body of up to 96 KiB escaped (SQS takes 256 KiB) and is frozen in the message's row (DynamoDB
+ * takes 400 KB). 100 KiB is 10,000 ids of 7 characters, or about 2,800 of 36.
+ */
+export const MAX_PUSH_USERS_BYTES = 100 * 1024;
 export const MAX_MEMBER_CHANGES = 1_000;
 /** Longest client token the API mints: 30 days. */
 export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
@@ -54,7 +60,14 @@ export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: s
     const where = issue?.path.length ? issue.path.join('.') : 'body';
     throw badRequest(`${where}: ${issue?.message ?? 'invalid'}`);
   }
-  if (kind === 'push') assertBodySize((result.data as PushRequestBody).body);
+  if (kind === 'push') {
+    const push = result.data as PushRequestBody;
+    assertBodySize(push.body);
+    if ('users' in push.to) {
+      const bytes = Buffer.byteLength(JSON.stringify(push.to.users), 'utf8');
+      if (bytes > MAX_PUSH_USERS_BYTES) throw badRequest(`to.users: ${Math.ceil(bytes / 1024)} KiB of user ids; one push takes at most ${MAX_PUSH_USERS_BYTES / 1024} KiB (split it into several pushes)`);
+    }
+  }
   return result.data as z.infer<(typeof schemas)[K]>;
 }
 

@@ -72,8 +72,20 @@ function nonNegativeNumber(name: string, fallback: number): number {
  * reporting, far below what one client could otherwise take from the account's shared budgets.
  */
 export const sendRatePerUser = (): number => nonNegativeNumber(env.sendRatePerUser, 10);
-/** 10,000 members: a group send stores one inbox row per member (docs/cost.md prices it). */
-export const maxGroupMembers = (): number => positiveNumber(env.maxGroupMembers, 10_000);
+/**
+ * A message's audience is frozen in its msg# row, and a DynamoDB item holds at most 400 KB: 2,500
+ * user ids of the longest allowed (128 characters, ~131 bytes stored) take ~330 KB. Larger groups
+ * would fail to store (and sit in the dead-letter queue), so the setting cannot go past it.
+ */
+export const MAX_STORABLE_GROUP_MEMBERS = 2_500;
+/** 2,000 members by default (WeChat's own groups stop at 500); a group send stores one inbox row per member. */
+export function maxGroupMembers(): number {
+  const value = positiveNumber(env.maxGroupMembers, 2_000);
+  if (value > MAX_STORABLE_GROUP_MEMBERS) {
+    throw new ConfigError(`environment variable ${env.maxGroupMembers} must be at most ${MAX_STORABLE_GROUP_MEMBERS} (a message's audience must fit one DynamoDB item), got "${value}"`);
+  }
+  return value;
+}
 
 /**
  * A base URL from the environment, or the fallback: http(s) only, no query or fragment (paths are

@@ -1,4 +1,5 @@
-import { checkGroupSize } from '../../../lambdas/domain/admin-requests';
+import { checkGroupSize, parseRequestBody } from '../../../lambdas/domain/admin-requests';
+import { MAX_STORABLE_GROUP_MEMBERS, maxGroupMembers } from '../../../lambdas/runtime/config';
 import { GatewayError } from '../../../lambdas/domain/errors';
 import { admitSend, SEND_RATE_WINDOW_MS, type SendRateStore } from '../../../lambdas/domain/send-rate';
 import { ManualClock } from '../../support/fakes';
@@ -76,5 +77,28 @@ describe('checkGroupSize', () => {
     expect(() => checkGroupSize(8, { add: ['a', 'b'] }, 10)).not.toThrow();
     expect(() => checkGroupSize(9, { add: ['a', 'b'] }, 10)).toThrow(expect.objectContaining({ code: 'conflict', message: expect.stringMatching(/limit is 10/) }));
     expect(() => checkGroupSize(10, { add: ['a'], remove: ['b'] }, 10)).not.toThrow();
+  });
+});
+
+describe('sizes that must fit SQS and one DynamoDB item', () => {
+  it('a push listing more than 100 KiB of user ids is a 400 naming to.users; 10,000 short ids pass', () => {
+    const ids = (n: number, len: number) => Array.from({ length: n }, (_, i) => `u${String(i).padStart(len - 1, '0')}`);
+    expect(() => parseRequestBody('push', JSON.stringify({ to: { users: ids(10_000, 7) }, body: 1 }))).not.toThrow();
+    expect(() => parseRequestBody('push', JSON.stringify({ to: { users: ids(3_000, 36) }, body: 1 }))).toThrow(expect.objectContaining({ code: 'bad_request', message: expect.stringMatching(/^to\.users: \d+ KiB/) }));
+  });
+
+  it('MAX_GROUP_MEMBERS cannot be set past what one audience row holds', () => {
+    const saved = process.env.MAX_GROUP_MEMBERS;
+    try {
+      process.env.MAX_GROUP_MEMBERS = String(MAX_STORABLE_GROUP_MEMBERS + 1);
+      expect(() => maxGroupMembers()).toThrow(/at most 2500/);
+      delete process.env.MAX_GROUP_MEMBERS;
+      expect(maxGroupMembers()).toBe(2_000);
+      // The longest ids of a full group still fit one 400 KB item.
+      expect(MAX_STORABLE_GROUP_MEMBERS * (128 + 3)).toBeLessThan(400 * 1000 - 20_000);
+    } finally {
+      if (saved === undefined) delete process.env.MAX_GROUP_MEMBERS;
+      else process.env.MAX_GROUP_MEMBERS = saved;
+    }
   });
 });
