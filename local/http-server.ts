@@ -70,7 +70,14 @@ export class LocalHttpServer {
   private readonly routes = httpRoutes.map(compileRoute);
   private readonly pending = new Set<Promise<void>>();
 
-  constructor(private readonly options: { invoker: LambdaInvoker; logger: (line: string) => void }) {
+  constructor(
+    private readonly options: {
+      invoker: LambdaInvoker;
+      logger: (line: string) => void;
+      /** Cost meter hook: one call per request that reached a route (its body and answer sizes). */
+      onRequest?: (routeKey: string, bytesIn: number, bytesOut: number) => void;
+    },
+  ) {
     this.server = createServer((req, res) => {
       const work = this.handle(req, res).catch((err: Error) => {
         this.options.logger(`HTTP server error: ${err.stack ?? err.message}`);
@@ -169,10 +176,12 @@ export class LocalHttpServer {
     } catch (err) {
       this.options.logger(`${compiled.routeKey} (${compiled.route.function}) failed: ${(err as Error)?.stack ?? String(err)}`);
       const text = JSON.stringify({ message: 'Internal Server Error' });
+      this.options.onRequest?.(compiled.routeKey, raw.length, Buffer.byteLength(text));
       res.writeHead(500, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }).end(text);
       return;
     }
     const mapped = mapResult(result);
+    this.options.onRequest?.(compiled.routeKey, raw.length, mapped.body.length);
     res.writeHead(mapped.status, { ...mapped.headers, 'content-length': String(mapped.body.length) }).end(mapped.body);
   }
 

@@ -34,6 +34,11 @@ export class InvocationTimeoutError extends Error {
 export class LambdaInvoker {
   private readonly modules = new Map<FunctionId, Promise<Handler>>();
   private running = 0;
+  /**
+   * Called after every invocation with the handler's own wall-clock time (the first call's module
+   * import, Lambda's cold start, is not included) and whether it failed. The cost meter uses it.
+   */
+  onInvocation?: (id: FunctionId, durationMs: number, failed: boolean) => void;
 
   constructor(private readonly overrides: FunctionOverrides = {}) {}
 
@@ -87,10 +92,15 @@ export class LambdaInvoker {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new InvocationTimeoutError(declaration.timeoutSeconds)), timeoutMs);
       });
+      const startedAt = performance.now();
+      let failed = true;
       try {
-        return (await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout])) as R;
+        const result = (await Promise.race([Promise.resolve().then(() => handler(event, context)), timeout])) as R;
+        failed = false;
+        return result;
       } finally {
         clearTimeout(timer);
+        this.onInvocation?.(id, performance.now() - startedAt, failed);
       }
     } finally {
       this.running--;

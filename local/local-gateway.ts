@@ -18,6 +18,8 @@ import { TtlSweeper } from './ttl-sweeper';
 import { StreamPoller } from './stream-poller';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './local-names';
 import { LocalWebSocketServer } from './websocket-server';
+import { CostMeter, startDynamoMeterProxy, startSqsMeterProxy } from './cost-meter';
+import { SQSClient } from '@aws-sdk/client-sqs';
 
 /**
  * Local mode (docs/protocol.md): DynamoDB Local and an SQS emulator with the declared tables and
@@ -79,9 +81,17 @@ export interface LocalGatewayOptions {
    * declared functions' entries. Integration tests use it for fixture consumers; `npm start` never does.
    */
   functionOverrides?: FunctionOverrides;
+  /**
+   * Starts the cost meter (local/cost-meter.ts, docs/cost.md): the handlers then reach DynamoDB
+   * and SQS through loopback proxies that read the consumed units, and every invocation, frame
+   * and HTTP request is counted. Default off. Read it through `gateway.costMeter`.
+   */
+  costMeter?: boolean;
 }
 
 export interface LocalGateway {
+  /** The cost meter, when started with `costMeter: true`. */
+  costMeter?: CostMeter;
   httpUrl: string;
   wsUrl: string;
   managementEndpoint: string;
@@ -142,7 +152,20 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     const sqs: SqsEngine = sqsResult.value;
 
     const invoker = new LambdaInvoker(options.functionOverrides);
+    let meter: CostMeter | undefined;
+    // The meter's proxies stop after the servers (whose $disconnects still write through them).
+    const meterCleanupAt = cleanups.length;
     const ws = new LocalWebSocketServer({
+      ...(options.costMeter
+        ? {
+            meter: {
+              frameIn: (bytes: number) => meter?.webSocketFrameIn(bytes),
+              frameOut: (bytes: number) => meter?.webSocketFrameOut(bytes),
+              opened: (id: string) => meter?.webSocketOpened(id),
+              closed: (id: string) => meter?.webSocketClosed(id),
+            },
+          }
+        : {}),
       invoker,
       logger: log,
       idleTimeoutMs: options.idleTimeoutMs,
@@ -153,22 +176,49 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     });
     const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
     cleanups.push(() => ws.stop());
-    const http = new LocalHttpServer({ invoker, logger: log });
+    const http = new LocalHttpServer({ invoker, logger: log, onRequest: (route, bytesIn, bytesOut) => meter?.httpRequest(route, bytesIn, bytesOut) });
     const httpPort = await listen(http.server, wantedHttpPort, host, 'WXGATE_HTTP_PORT');
     cleanups.push(() => http.stop());
 
     const urlHost = host.includes(':') ? `[${host}]` : host;
     const managementEndpoint = `http://${urlHost}:${wsPort}`;
+    // The cost meter: handlers (and the queue pollers) reach DynamoDB and SQS through its proxies.
+    let handlerDynamoEndpoint = dynamo.endpoint;
+    let handlerSqsEndpoint = sqs.endpoint;
+    let handlerQueueUrls = sqs.queueUrls;
+    let pollerSqs = sqs.client;
+    if (options.costMeter) {
+      meter = new CostMeter({
+        tableIds: Object.fromEntries(Object.entries(dynamo.tableNames).map(([id, name]) => [name, id as TableId])),
+        queueIds: Object.fromEntries((Object.entries(queues) as [QueueId, QueueDeclaration][]).map(([id, q]) => [queueName(id, q.fifo), id])),
+        managementStats: () => ws.managementStats(),
+      });
+      const dynamoProxy = await startDynamoMeterProxy(dynamo.endpoint, meter);
+      cleanups.splice(meterCleanupAt, 0, () => dynamoProxy.stop());
+      const sqsProxy = await startSqsMeterProxy(sqs.endpoint, meter);
+      cleanups.splice(meterCleanupAt, 0, () => sqsProxy.stop());
+      handlerDynamoEndpoint = dynamoProxy.endpoint;
+      handlerSqsEndpoint = sqsProxy.endpoint;
+      meter.endpoints = { dynamodb: dynamoProxy.endpoint, sqs: sqsProxy.endpoint };
+      // The SDK sends SQS calls to the QueueUrl's host: the URLs the handlers get name the proxy.
+      handlerQueueUrls = Object.fromEntries(
+        Object.entries(sqs.queueUrls).map(([id, url]) => [id, `${sqsProxy.endpoint}${new URL(url).pathname}`]),
+      ) as Record<QueueId, string>;
+      const meteredSqs = new SQSClient({ endpoint: sqsProxy.endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+      cleanups.splice(meterCleanupAt, 0, async () => meteredSqs.destroy());
+      pollerSqs = meteredSqs;
+      invoker.onInvocation = (id, durationMs, failed) => meter?.recordInvocation(id, durationMs, failed);
+    }
     // Before any handler module is imported (the first invocation imports it).
     applyHandlerEnvironment(
       handlerEnvironment({
-        dynamoEndpoint: dynamo.endpoint,
-        sqsEndpoint: sqs.endpoint,
+        dynamoEndpoint: handlerDynamoEndpoint,
+        sqsEndpoint: handlerSqsEndpoint,
         managementEndpoint,
         jwtSecret: options.jwtSecret ?? DEFAULT_JWT_SECRET,
         adminKeys: options.adminKeys ?? DEFAULT_ADMIN_KEYS,
         tableNames: dynamo.tableNames,
-        queueUrls: sqs.queueUrls,
+        queueUrls: handlerQueueUrls,
         extra: options.handlerEnv,
       }),
     );
@@ -176,7 +226,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     const pollers: QueuePoller[] = [];
     for (const [id, queue] of Object.entries(queues) as [QueueId, QueueDeclaration][]) {
       const poller = new QueuePoller({
-        sqs: sqs.client,
+        sqs: pollerSqs,
         invoker,
         queueUrl: sqs.queueUrls[id],
         queueName: queueName(id, queue.fifo),
@@ -255,6 +305,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
 
     let stopping: Promise<void> | undefined;
     const gateway: LocalGateway = {
+      ...(meter ? { costMeter: meter } : {}),
       httpUrl: `http://${urlHost}:${httpPort}`,
       wsUrl: `ws://${urlHost}:${wsPort}`,
       managementEndpoint,

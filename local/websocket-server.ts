@@ -52,6 +52,16 @@ export interface WebSocketServerOptions {
   managementRateLimit?: RateLimit;
   /** Stage and route throttles of client frames and connects; default the declared ones (as in AWS), `null` for none. */
   stageThrottle?: StageThrottleLimits | null;
+  /** Cost meter hooks (local/cost-meter.ts); default none. */
+  meter?: WebSocketMeterHooks;
+}
+
+/** What the cost meter counts: data frames in and out (route replies and @connections posts), connections. */
+export interface WebSocketMeterHooks {
+  frameIn(bytes: number): void;
+  frameOut(bytes: number): void;
+  opened(connectionId: string): void;
+  closed(connectionId: string): void;
 }
 
 interface AuthorizerResult {
@@ -80,6 +90,7 @@ class LocalConnection implements ManagedConnection {
     readonly authorizer: Record<string, unknown>,
     readonly socket: WebSocket,
     private readonly onActivity: () => void,
+    private readonly onFrameOut?: (bytes: number) => void,
   ) {
     this.lastActiveAt = connectedAt;
   }
@@ -96,6 +107,7 @@ class LocalConnection implements ManagedConnection {
         return;
       }
       this.socket.send(text, { binary: false }, (err) => (err ? reject(err) : resolve()));
+      this.onFrameOut?.(text.length);
       this.touch();
     });
   }
@@ -393,8 +405,10 @@ export class LocalWebSocketServer {
       session.authorizer,
       ws,
       () => this.armIdleTimer(connection),
+      this.options.meter ? (bytes) => this.options.meter?.frameOut(bytes) : undefined,
     );
     this.connections.set(session.connectionId, connection);
+    this.options.meter?.opened(session.connectionId);
     this.armIdleTimer(connection);
     connection.maxTimer = setTimeout(() => connection.close(1001, 'Going away'), this.maxConnectionMs);
     ws.on('error', () => undefined); // e.g. a frame over maxPayload: ws closes with 1009 itself
@@ -402,6 +416,7 @@ export class LocalWebSocketServer {
       // Larger messages never get here: `maxPayload` makes ws close with 1009, as API Gateway does.
       if (connection.refused) return;
       connection.touch();
+      if (!isBinary) this.options.meter?.frameIn(Buffer.isBuffer(data) ? data.length : Array.isArray(data) ? data.reduce((n, c) => n + c.length, 0) : data.byteLength);
       if (isBinary) {
         // API Gateway does not accept binary frames: it closes the connection with 1003 and
         // invokes no route (never decode the bytes as text).
@@ -417,6 +432,7 @@ export class LocalWebSocketServer {
       clearTimeout(connection.idleTimer);
       clearTimeout(connection.maxTimer);
       this.connections.delete(session.connectionId);
+      this.options.meter?.closed(session.connectionId);
       // Not after the frames still in flight: in AWS $disconnect may run concurrently with them.
       this.disconnectOnce(session, code, reason.toString('utf8'));
     });
