@@ -245,6 +245,8 @@ export interface Bill {
   workload: Workload;
   /** Operations a month, by kind. */
   volumes: Record<string, number>;
+  /** API Gateway WebSocket messages a month (in + out), by kind of operation. */
+  messagesByOperation: Record<string, number>;
   lines: BillLine[];
   measuredTotal: number;
   estimatedTotal: number;
@@ -302,6 +304,7 @@ export function billsFor(ops: readonly OperationUnits[], workloads: readonly Wor
       counts.push([`broadcast (${w.connections.toLocaleString('en-US')} connections)`, w.broadcastsPerMinute * w.hoursOnline * 60, one]);
     }
     const volumes = Object.fromEntries(counts.map(([name, n]) => [name, Math.round(n)]));
+    const messagesByOperation = Object.fromEntries(counts.map(([name, n, p]) => [name, Math.round(n * (p.messagesIn + p.messagesOut))]));
     const sum = (f: (p: PerOp) => number) => counts.reduce((s, [, n, p]) => s + n * f(p), 0);
     const messages = sum((p) => p.messagesIn + p.messagesOut);
     const wsMessagesUsd = messages <= 1e9 ? per(PRICES.apiGateway.websocketMessagesPerMillion, messages) : per(PRICES.apiGateway.websocketMessagesPerMillion, 1e9) + per(PRICES.apiGateway.websocketMessagesPerMillionAfter1B, messages - 1e9);
@@ -336,6 +339,7 @@ export function billsFor(ops: readonly OperationUnits[], workloads: readonly Wor
       { service: 'DynamoDB', item: 'inbox storage (7 days, <= 1 KB a row)', quantity: storageGb, unit: 'GB-month', usd: storageGb * PRICES.dynamodb.storageGbMonth, measured: false },
       { service: 'CloudWatch Logs', item: 'Lambda platform lines (~400 B an invocation)', quantity: logGb, unit: 'GB', usd: logGb * PRICES.cloudWatchLogs.ingestionPerGb, measured: false },
       { service: 'X-Ray', item: 'traces (default sampling)', quantity: traces, unit: 'traces', usd: per(PRICES.xray.tracesRecordedPerMillion, traces), measured: false },
+      // 3 secrets; reads are cached 5 minutes per instance: about $1 of API calls assumed.
       { service: 'Secrets Manager', item: '3 secrets + cached reads', quantity: 3, unit: 'secrets', usd: 3 * PRICES.secretsManager.perSecretMonth + 1, measured: false },
     ];
     const measuredTotal = lines.filter((l) => l.measured).reduce((s, l) => s + l.usd, 0);
@@ -372,15 +376,17 @@ export function billsFor(ops: readonly OperationUnits[], workloads: readonly Wor
         note: `${((anchorMessages + reconnects) / 1e6).toFixed(0)} M operations (publishes, deliveries, connects) + ${(minutes / 1e6).toFixed(1)} M connection-minutes; no inbox or sync: storage would be extra`,
       },
     ];
-    return { workload: w, volumes, lines, measuredTotal, estimatedTotal, total: measuredTotal + estimatedTotal, floor, anchors };
+    return { workload: w, volumes, messagesByOperation, lines, measuredTotal, estimatedTotal, total: measuredTotal + estimatedTotal, floor, anchors };
   });
 }
 
-function table(header: string[], rows: Array<Array<string | number>>): string {
+/** A markdown table; `align` per column ('l' or 'r'), default: the first left, the rest right. */
+function table(header: string[], rows: Array<Array<string | number>>, align?: string): string {
   const cells = [header, ...rows.map((row) => row.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
-  const line = (row: string[]) => `| ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(cells[0]!), `| ${widths.map((w, i) => (i === 0 ? '-'.repeat(w) : '-'.repeat(w - 1) + ':')).join(' | ')} |`, ...cells.slice(1).map(line)].join('\n');
+  const right = (i: number) => (align ? align[i] === 'r' : i > 0);
+  const line = (row: string[]) => `| ${row.map((c, i) => (right(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
+  return [line(cells[0]!), `| ${widths.map((w, i) => (right(i) ? '-'.repeat(w - 1) + ':' : '-'.repeat(w))).join(' | ')} |`, ...cells.slice(1).map(line)].join('\n');
 }
 
 export function formatUnitsTable(ops: readonly OperationUnits[], perConnection?: BroadcastPerConnection): string {
@@ -418,15 +424,68 @@ export function formatUnitsTable(ops: readonly OperationUnits[], perConnection?:
 const usd = (n: number) => `$${n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2)}`;
 const qty = (n: number) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : n.toFixed(n < 10 ? 2 : 0));
 
-export function formatBills(bills: readonly Bill[]): string {
+export function formatBills(bills: readonly Bill[], markdown = false): string {
   const out: string[] = [];
   for (const b of bills) {
-    out.push(`${b.workload.name}: ${b.workload.notes}`);
-    out.push(`volumes a month: ${Object.entries(b.volumes).map(([k, v]) => `${k} ${qty(v)}`).join(', ')}`);
-    out.push(table(['service', 'item', 'quantity', 'USD/month', 'measured'], b.lines.map((l) => [l.service, l.item, `${qty(l.quantity)} ${l.unit}`, usd(l.usd), l.measured ? 'yes' : 'estimate'])));
-    out.push(`total ${usd(b.total)} (measured units ${usd(b.measuredTotal)}, estimates ${usd(b.estimatedTotal)}); floor (API Gateway messages + connection-minutes) ${usd(b.floor)}`);
-    for (const a of b.anchors) out.push(`  ${a.name}: ${a.usd === null ? 'n/a' : usd(a.usd)} - ${a.note}`);
+    out.push(markdown ? `#### ${b.workload.name}\n\n${b.workload.notes}.\n` : `${b.workload.name}: ${b.workload.notes}`);
+    out.push(`volumes a month: ${Object.entries(b.volumes).map(([k, v]) => `${k} ${qty(v)}`).join(', ')}${markdown ? '\n' : ''}`);
+    out.push(table(['service', 'item', 'quantity', 'USD/month', 'from'], b.lines.map((l) => [l.service, l.item, `${qty(l.quantity)} ${l.unit}`, usd(l.usd), l.measured ? 'measured units' : 'estimate']), 'llrrl'));
+    out.push(`${markdown ? '\n' : ''}WebSocket messages by operation: ${Object.entries(b.messagesByOperation).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${qty(v)}`).join(', ')}`);
+    out.push(`${markdown ? '\n**' : ''}total ${usd(b.total)}${markdown ? '**' : ''} (measured units ${usd(b.measuredTotal)}, estimates ${usd(b.estimatedTotal)}); floor (API Gateway messages + connection-minutes) ${usd(b.floor)}${markdown ? '\n' : ''}`);
+    for (const a of b.anchors) out.push(`${markdown ? '-' : ' '} ${a.name}: ${a.usd === null ? 'n/a' : usd(a.usd)} - ${a.note}`);
     out.push('');
   }
   return out.join('\n');
+}
+
+/** Where each operation's units go: per table (indexes and the meter's computed part in brackets), SQS per queue, invocations and local ms per function. */
+export function formatDetailTable(ops: readonly OperationUnits[]): string {
+  const rows = ops.map((o) => {
+    const tables = Object.entries(o.dynamo.byTable)
+      .map(([t, u]) => {
+        const idx = u.indexes ? Object.entries(u.indexes).map(([i, v]) => `${i} ${v.readUnits}/${v.writeUnits}`).join(', ') : '';
+        const computed = u.computed ? `computed ${u.computed.readUnits}/${u.computed.writeUnits}` : '';
+        const extra = [idx, computed].filter(Boolean).join('; ');
+        return `${t} ${u.readUnits}/${u.writeUnits}${extra ? ` (${extra})` : ''}`;
+      })
+      .join('; ');
+    const sqs = Object.entries(o.sqs.byQueue)
+      .map(([q, actions]) => `${q}: ${Object.entries(actions).map(([a, n]) => `${a} ${n}`).join(', ')}`)
+      .join('; ');
+    const fns = Object.entries(o.lambda.byFunction)
+      .map(([f, n]) => `${f}${n > 1 ? ` x${n}` : ''} ${o.lambda.msByFunction[f]} ms`)
+      .join(', ');
+    return [o.operation, tables || '-', sqs || '-', fns];
+  });
+  return table(['operation', 'DynamoDB read/write units by table', 'SQS requests', 'invocations, local ms (median run)'], rows, 'llll');
+}
+
+/** The three workloads side by side: wxgate's bill, its floor, the anchors. */
+export function formatSummary(bills: readonly Bill[]): string {
+  const anchor = (b: Bill, name: string) => {
+    const a = b.anchors.find((x) => x.name === name);
+    return a?.usd === null || a?.usd === undefined ? 'no self-serve plan' : usd(a.usd);
+  };
+  return table(
+    ['USD a month', ...bills.map((b) => b.workload.name)],
+    [
+      ['wxgate, measured units', ...bills.map((b) => usd(b.measuredTotal))],
+      ['wxgate, estimates (storage, logs, traces, secrets)', ...bills.map((b) => usd(b.estimatedTotal))],
+      ['**wxgate total**', ...bills.map((b) => `**${usd(b.total)}**`)],
+      ['floor: API Gateway messages + connection-minutes', ...bills.map((b) => usd(b.floor))],
+      ['Pusher Channels', ...bills.map((b) => anchor(b, 'Pusher Channels'))],
+      ['Ably', ...bills.map((b) => anchor(b, 'Ably'))],
+      ['AppSync Events', ...bills.map((b) => anchor(b, 'AppSync Events'))],
+    ],
+  );
+}
+
+/** Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` in a document. */
+export function replaceSection(doc: string, name: string, content: string): string {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const a = doc.indexOf(start);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`no ${start} ... ${end} section`);
+  return `${doc.slice(0, a + start.length)}\n${content.trim()}\n${doc.slice(b)}`;
 }

@@ -32,7 +32,7 @@ export interface OperationUnits {
     readUnits: number;
     writeUnits: number;
     /** Per table: read/write units, the part on indexes, and the units the meter computed (Local reports none). */
-    byTable: Record<string, { readUnits: number; writeUnits: number; requests: number; indexes?: Record<string, { readUnits: number; writeUnits: number }>; computed?: { readUnits: number; writeUnits: number } & Record<string, number> }>;
+    byTable: Record<string, { readUnits: number; writeUnits: number; requests: number; calls: Record<string, string>; indexes?: Record<string, { readUnits: number; writeUnits: number }>; computed?: { readUnits: number; writeUnits: number } & Record<string, number> }>;
   };
   sqs: { fifoRequests: number; standardRequests: number; byQueue: Record<string, Record<string, number>> };
   lambda: {
@@ -77,7 +77,8 @@ export function unitsOf(operation: string, description: string, usage: CostSnaps
     const indexes = Object.keys(t.indexes).length ? t.indexes : undefined;
     const events = Object.fromEntries(Object.entries(t.computed).filter(([k, v]) => k !== 'readUnits' && k !== 'writeUnits' && v > 0));
     const computed = t.computed.readUnits || t.computed.writeUnits ? { readUnits: t.computed.readUnits, writeUnits: t.computed.writeUnits, ...events } : undefined;
-    byTable[id] = { readUnits: t.readUnits, writeUnits: t.writeUnits, requests: t.requests, ...(indexes ? { indexes } : {}), ...(computed ? { computed } : {}) };
+    const calls = Object.fromEntries(Object.entries(t.byOperation).map(([op, u]) => [op, `${u.requests} calls, ${u.readUnits}/${u.writeUnits}`]));
+    byTable[id] = { readUnits: t.readUnits, writeUnits: t.writeUnits, requests: t.requests, calls, ...(indexes ? { indexes } : {}), ...(computed ? { computed } : {}) };
   }
   const byQueue: Record<string, Record<string, number>> = {};
   for (const [id, q] of Object.entries(usage.sqs)) {
