@@ -39,6 +39,16 @@ export interface TableDeclaration {
    * must also see the deletions TTL makes.
    */
   readonly stream?: { readonly consumer: { readonly function: string; readonly batchSize: number } };
+  /**
+   * DynamoDB deletion protection: the table cannot be deleted (console, CLI, or CloudFormation)
+   * until it is turned off. On every table whose rows are not rebuilt by themselves.
+   */
+  readonly deletionProtection: boolean;
+  /**
+   * Point-in-time recovery (35 days of restorable history, billed per GB-month of table size):
+   * where an older copy of the data is worth restoring.
+   */
+  readonly pointInTimeRecovery: boolean;
 }
 
 export const tables = {
@@ -53,6 +63,10 @@ export const tables = {
     envVar: 'CONNECTIONS_TABLE',
     // Every insert and removal (TTL's included) moves the presence counters (GET /v1/stats).
     stream: { consumer: { function: 'presenceCounter', batchSize: 50 } },
+    // Rebuilds itself: every row is gone 2 h 10 min after its connection opened, and clients
+    // reconnect. A lost table costs one reconnect per client, so neither protection nor backups.
+    deletionProtection: false,
+    pointInTimeRecovery: false,
   },
   messages: {
     description:
@@ -63,6 +77,9 @@ export const tables = {
     ttlAttribute: 'expiresAt',
     indexes: [],
     envVar: 'MESSAGES_TABLE',
+    // Every stored message and every inbox (the only copy `sync` reads): protected and restorable.
+    deletionProtection: true,
+    pointInTimeRecovery: true,
   },
   groups: {
     description: 'Group membership: (groupId, userId) rows.',
@@ -70,6 +87,9 @@ export const tables = {
     sortKey: { name: 'userId', type: 'S' },
     indexes: [],
     envVar: 'GROUPS_TABLE',
+    // Membership exists nowhere else (written by the admin API, no TTL): protected and restorable.
+    deletionProtection: true,
+    pointInTimeRecovery: true,
   },
   admin: {
     description:
@@ -80,6 +100,12 @@ export const tables = {
     ttlAttribute: 'expiresAt',
     indexes: [],
     envVar: 'ADMIN_TABLE',
+    // Running fan-out jobs and their counters, replay protection, presence counters: losing them
+    // mid-flight breaks jobs and reopens the nonce window, so protected. Not restorable on
+    // purpose: every row expires within days (nonces in minutes) or is repaired by a recount,
+    // and an old copy of counters or nonces is wrong, not useful.
+    deletionProtection: true,
+    pointInTimeRecovery: false,
   },
   wechat: {
     description:
@@ -91,6 +117,10 @@ export const tables = {
     ttlAttribute: 'expiresAt',
     indexes: [],
     envVar: 'WECHAT_TABLE',
+    // Outbound records are the only copy of a submitted (202) WeChat message until it is sent,
+    // and of its state: protected and restorable.
+    deletionProtection: true,
+    pointInTimeRecovery: true,
   },
 } as const satisfies Record<string, TableDeclaration>;
 
@@ -112,8 +142,19 @@ export interface QueueDeclaration {
   readonly retentionDays: number;
   /** Receives before a message moves to the queue's dead-letter queue. */
   readonly maxReceiveCount: number;
+  /**
+   * Longest DelaySeconds its senders set on purpose (a retry that waits in the queue). The alarm
+   * on the age of the queue's oldest message allows for it.
+   */
+  readonly maxDelaySeconds?: number;
   readonly envVar: string;
   readonly consumer: QueueConsumerDeclaration;
+  /**
+   * The queue and its dead-letter queue stay when the stack is deleted or the queue replaced
+   * (DeletionPolicy and UpdateReplacePolicy Retain): for queues holding messages someone was
+   * already told were taken, which exist nowhere else.
+   */
+  readonly retain: boolean;
 }
 
 export const queues = {
@@ -127,6 +168,8 @@ export const queues = {
     envVar: 'UPLINK_QUEUE_URL',
     // Bounded, so a burst of conversations cannot take the concurrency the routes need.
     consumer: { function: 'uplinkPersister', batchSize: 10, maxConcurrency: 20 },
+    // Acked to the sender (or answered 200/202 to an admin push) and not yet stored.
+    retain: true,
   },
   fanout: {
     description: 'Fan-out tasks of admin pushes and broadcasts (scan a page of connections, post to a page); a task is idempotent.',
@@ -136,6 +179,8 @@ export const queues = {
     maxReceiveCount: 5,
     envVar: 'FANOUT_QUEUE_URL',
     consumer: { function: 'fanoutWorker', batchSize: 1, maxConcurrency: 2 },
+    // Live delivery only: every message a task posts is already stored (sync finds it).
+    retain: false,
   },
   wechatInbound: {
     description:
@@ -147,6 +192,8 @@ export const queues = {
     maxReceiveCount: 5,
     envVar: 'WECHAT_INBOUND_QUEUE_URL',
     consumer: { function: 'wechatInbound', batchSize: 10, maxConcurrency: 5 },
+    // WeChat was answered `success` for each of them and will not send them again.
+    retain: true,
   },
   wechatOutbound: {
     description:
@@ -157,14 +204,45 @@ export const queues = {
     visibilityTimeoutSeconds: 360,
     retentionDays: 4,
     maxReceiveCount: 5,
+    // A retry waits in the queue, up to SQS's 900 s (domain/wechat-retry-policy.ts).
+    maxDelaySeconds: 900,
     envVar: 'WECHAT_OUTBOUND_QUEUE_URL',
     consumer: { function: 'wechatOutbound', batchSize: 5, maxConcurrency: 2 },
+    // The next attempt of a submitted message: without it the record stays `queued` forever.
+    retain: true,
   },
 } as const satisfies Record<string, QueueDeclaration>;
 
 export type QueueId = keyof typeof queues;
 
-export type TableAccess = 'read' | 'readWrite';
+/**
+ * The DynamoDB actions a function may call on a table, by API name (granted as `dynamodb:{name}`
+ * on the table's ARN). `Query` is a Query of the table itself; a Query of a global secondary index
+ * is `Query:{indexName}` (granted on that index's ARN only). A transaction needs the action of each
+ * of its items (TransactWriteItems is not an IAM action: Put -> PutItem, Update -> UpdateItem,
+ * Delete -> DeleteItem, ConditionCheck -> ConditionCheckItem). Reading the table's stream is the
+ * stream consumer's (`stream.consumer`), never listed here.
+ */
+export type DynamoAction =
+  | 'GetItem'
+  | 'BatchGetItem'
+  | 'Query'
+  | 'Scan'
+  | 'PutItem'
+  | 'UpdateItem'
+  | 'DeleteItem'
+  | 'BatchWriteItem'
+  | 'ConditionCheckItem';
+
+/** Distributes over the index union, so a table without indexes has none (never). */
+type IndexNames<I> = I extends { readonly indexName: infer N extends string } ? N : never;
+type IndexNameOf<T extends TableId> = IndexNames<(typeof tables)[T]['indexes'][number]>;
+
+/** What a function may do on table `T`: actions, and Queries of its declared indexes. */
+export type TableAction<T extends TableId> = DynamoAction | `Query:${IndexNameOf<T>}`;
+
+/** Per table, the exact actions a function uses (every adapter method it can reach, and no more). */
+export type TableAccess = { readonly [T in TableId]?: readonly TableAction<T>[] };
 /** Consuming a queue is declared on the queue (`consumer`), not here. */
 export type QueueAccess = 'send';
 
@@ -174,7 +252,7 @@ export interface FunctionDeclaration {
   readonly entry: string;
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
-  readonly tables?: Partial<Record<TableId, TableAccess>>;
+  readonly tables?: TableAccess;
   readonly queues?: Partial<Record<QueueId, QueueAccess>>;
   /** Needs the API Gateway Management API (PostToConnection, GetConnection, DeleteConnection). */
   readonly manageConnections?: boolean;
@@ -208,7 +286,8 @@ export const functions = {
     timeoutSeconds: 5,
     memoryMb: 256,
     reservedConcurrency: 50,
-    tables: { connections: 'readWrite' },
+    // put; listByUser (the user's connections opened up to this one); removeStale (an oldest one already gone).
+    tables: { connections: ['PutItem', 'Query:byUser', 'DeleteItem'] },
     // DeleteConnection of the user's oldest connections beyond MAX_CONNECTIONS_PER_USER.
     manageConnections: true,
   },
@@ -217,7 +296,8 @@ export const functions = {
     entry: 'lambdas/handlers/ws-disconnect.ts',
     timeoutSeconds: 5,
     memoryMb: 256,
-    tables: { connections: 'readWrite' },
+    // remove.
+    tables: { connections: ['DeleteItem'] },
   },
   wsDefault: {
     description: 'WebSocket $default: answers an error frame for unknown or invalid frames.',
@@ -236,7 +316,16 @@ export const functions = {
     entry: 'lambdas/handlers/ws-send.ts',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', admin: 'readWrite' },
+    tables: {
+      // Live delivery: listByUser per recipient (opened up to ts), removeStale on a 410.
+      connections: ['Query:byUser', 'DeleteItem'],
+      // The client id claim: claimClientId (Put), getClientIdClaim (Get), takeOver/release/markQueued (Update).
+      messages: ['PutItem', 'GetItem', 'UpdateItem'],
+      // members (membership check and audience, one read).
+      groups: ['Query'],
+      // The per-user send rate window (one conditional update).
+      admin: ['UpdateItem'],
+    },
     queues: { uplink: 'send' },
     manageConnections: true,
   },
@@ -245,15 +334,28 @@ export const functions = {
     entry: 'lambdas/handlers/ws-sync.ts',
     timeoutSeconds: 10,
     memoryMb: 512,
-    tables: { messages: 'read', groups: 'read' },
+    // readInbox (Query of the user's inbox rows); isMember (an account inbox: is the caller its agent?).
+    tables: { messages: ['Query'], groups: ['GetItem'] },
   },
   uplinkPersister: {
     description: 'Uplink queue consumer: stores each message and one inbox row per recipient, idempotently; hands replies to WeChat users to the outbound queue.',
     entry: 'lambdas/handlers/uplink-persister.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    // admin and fanout: the fan-out job of a group send too large to post inside the send route.
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read', wechat: 'readWrite', admin: 'readWrite' },
+    tables: {
+      // Late delivery: listByUser (opened after ts), removeStale on a 410.
+      connections: ['Query:byUser', 'DeleteItem'],
+      // getMessageState (Query of msg#), beginStore and markStored (Update), put/deleteInboxRows
+      // (BatchWrite), markChunkStored (Put).
+      messages: ['Query', 'UpdateItem', 'BatchWriteItem', 'PutItem'],
+      // members, when the queue message does not carry the audience.
+      groups: ['Query'],
+      // A reply to a WeChat user: the outbound record's create (Put, and Get of an existing one).
+      wechat: ['PutItem', 'GetItem'],
+      // The fan-out job of a group send too large to post inside the send route: createJob (Put),
+      // getJob when the job exists already (a redelivery).
+      admin: ['PutItem', 'GetItem'],
+    },
     queues: { wechatOutbound: 'send', fanout: 'send' },
     manageConnections: true,
   },
@@ -262,7 +364,17 @@ export const functions = {
     entry: 'lambdas/handlers/admin-api.ts',
     timeoutSeconds: 29,
     memoryMb: 512,
-    tables: { connections: 'read', messages: 'readWrite', groups: 'readWrite', admin: 'readWrite', wechat: 'readWrite' },
+    tables: {
+      // GET/DELETE /v1/users/{userId}/connections and push delivery: listByUser; removeStale on a 410.
+      connections: ['Query:byUser', 'DeleteItem'],
+      // members (push to a group), membersPage, countMembers (Query); addMembers, removeMembers (BatchWrite).
+      groups: ['Query', 'BatchWriteItem'],
+      // claimNonce and createJob (Put); getJob and the presence counters (Get); markFailed when a
+      // job's tasks cannot be queued (Update).
+      admin: ['PutItem', 'GetItem', 'UpdateItem'],
+      // POST .../messages: the outbound record's create (Put, Get of an existing one); GET .../messages/{id}.
+      wechat: ['PutItem', 'GetItem'],
+    },
     queues: { uplink: 'send', fanout: 'send', wechatOutbound: 'send' },
     manageConnections: true,
     jwtSecret: true,
@@ -274,7 +386,13 @@ export const functions = {
     entry: 'lambdas/handlers/fanout-worker.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    tables: { connections: 'readWrite', groups: 'read', admin: 'readWrite' },
+    tables: {
+      // scanPage (broadcasts: the one Scan in wxgate); listByUser (user tasks); removeStale on a 410.
+      connections: ['Scan', 'Query:byUser', 'DeleteItem'],
+      // isTaskDone and getJob (Get); markRunning and finishIfDone (Update); openChildren and
+      // completeTask are transactions of a marker Put and a counter Update.
+      admin: ['GetItem', 'UpdateItem', 'PutItem'],
+    },
     queues: { fanout: 'send' },
     manageConnections: true,
   },
@@ -291,7 +409,12 @@ export const functions = {
     entry: 'lambdas/handlers/wechat-inbound.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    tables: { connections: 'readWrite', messages: 'readWrite', groups: 'read' },
+    // The persister's, without the outbound and fan-out parts (no such message arrives here).
+    tables: {
+      connections: ['Query:byUser', 'DeleteItem'],
+      messages: ['Query', 'UpdateItem', 'BatchWriteItem', 'PutItem'],
+      groups: ['Query'],
+    },
     manageConnections: true,
   },
   wechatOutbound: {
@@ -299,8 +422,13 @@ export const functions = {
     entry: 'lambdas/handlers/wechat-outbound.ts',
     timeoutSeconds: 60,
     memoryMb: 512,
-    // readWrite: a status frame to a closed connection (410) removes its row.
-    tables: { connections: 'readWrite', wechat: 'readWrite' },
+    tables: {
+      // The status frame to the requester's devices: listByUser; removeStale on a 410.
+      connections: ['Query:byUser', 'DeleteItem'],
+      // The record's get (Get), claim and settle (Update); the access token's read (Get), lease,
+      // save and release (Update).
+      wechat: ['GetItem', 'UpdateItem'],
+    },
     queues: { wechatOutbound: 'send' },
     manageConnections: true,
     wechatAccounts: true,
@@ -318,7 +446,9 @@ export const functions = {
     entry: 'lambdas/handlers/presence-counter.ts',
     timeoutSeconds: 30,
     memoryMb: 256,
-    tables: { admin: 'readWrite' },
+    // readState (BatchGet of markers and counts); applyBatch, one transaction of marker Puts, count
+    // Updates, Deletes (a count back to 0) and ConditionChecks (a count that must not have moved).
+    tables: { admin: ['BatchGetItem', 'PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'] },
   },
 } as const satisfies Record<string, FunctionDeclaration>;
 

@@ -1,4 +1,5 @@
 import { CfnOutput, Duration, RemovalPolicy, SecretValue, Stack, Validations, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -15,14 +16,17 @@ import {
   type FunctionId,
   type QueueDeclaration,
   type QueueId,
+  type TableAccess,
   type TableId,
 } from './gateway-declaration';
 import { ApiGatewayAccountLogging } from './constructs/api-gateway-account-logging';
 import { constructIdOf, entriesOf } from './constructs/declaration-helpers';
 import { GatewayFunction } from './constructs/gateway-function';
+import { GatewayMonitoring, type GatewayAlarmThresholds } from './constructs/gateway-monitoring';
 import { GatewayQueues } from './constructs/gateway-queues';
 import { GatewayTables } from './constructs/gateway-tables';
 import { HttpGateway } from './constructs/http-gateway';
+import { dropRoleDependsOn } from './constructs/template-hygiene';
 import { WebSocketGateway } from './constructs/websocket-gateway';
 import { nagResourceString } from './nag';
 
@@ -58,9 +62,20 @@ export interface WxgateStackProps extends StackProps {
    */
   readonly httpBurstLimit?: number;
   /**
-   * Set the Region's API Gateway account CloudWatch Logs role (needed once per account and Region
-   * before a WebSocket stage can write access logs). Turn off when the account already manages it.
-   * @default true
+   * Set the API Gateway account's CloudWatch Logs role (`AWS::ApiGateway::Account`) for this
+   * account and Region. It is one setting per account and Region: setting it replaces whatever
+   * role any other stack or person set there, for every REST and WebSocket API of the account, so
+   * the stack leaves it alone unless asked.
+   *
+   * The WebSocket stage writes access logs, and API Gateway refuses a stage with access logs
+   * until the account has that role. Before the first deploy in an account and Region, check it:
+   * `aws apigateway get-account` shows `cloudwatchRoleArn`. If it is set, leave this off. If it is
+   * not, either deploy once with this on (`npx cdk deploy -c configureApiGatewayAccountLogging=true`;
+   * the role and the setting are kept when the stack is deleted or this is turned off again), or
+   * set a role yourself (`aws apigateway update-account --patch-operations
+   * op=replace,path=/cloudwatchRoleArn,value=<role ARN>`, a role API Gateway may assume with the
+   * managed policy AmazonAPIGatewayPushToCloudWatchLogs). docs/operations.md, "First deploy".
+   * @default false
    */
   readonly configureApiGatewayAccountLogging?: boolean;
   /**
@@ -87,6 +102,23 @@ export interface WxgateStackProps extends StackProps {
    * @default - not set: the Lambda code's default applies
    */
   readonly inboxTtlDays?: number;
+  /**
+   * DynamoDB deletion protection. `false` turns it off on every table: for a throwaway stack with
+   * `removalPolicy: RemovalPolicy.DESTROY`, whose deletion it would block.
+   * @default - as each table declares: on for messages, groups, admin and wechat, off for connections
+   */
+  readonly deletionProtection?: boolean;
+  /**
+   * An email address that gets every alarm (and its return to OK). AWS mails it a confirmation
+   * link first; nothing arrives until it is followed. `npx cdk deploy -c alarmEmail=ops@example.com`.
+   * @default - none: subscribe to the alarm topic yourself (output `AlarmTopicArn`)
+   */
+  readonly alarmEmail?: string;
+  /**
+   * What makes each alarm fire (docs/operations.md lists the alarms).
+   * @default - the defaults documented on `GatewayAlarmThresholds` (lib/constructs/gateway-monitoring.ts)
+   */
+  readonly alarmThresholds?: GatewayAlarmThresholds;
 }
 
 /**
@@ -107,12 +139,14 @@ export class WxgateStack extends Stack {
   public readonly functions: Record<FunctionId, GatewayFunction>;
   public readonly webSocket: WebSocketGateway;
   public readonly http: HttpGateway;
+  /** Alarms, their SNS topic and the dashboard. */
+  public readonly monitoring: GatewayMonitoring;
 
   constructor(scope: Construct, id: string, props: WxgateStackProps = {}) {
     super(scope, id, props);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
-    this.tables = new GatewayTables(this, 'Tables', { removalPolicy });
+    this.tables = new GatewayTables(this, 'Tables', { removalPolicy, deletionProtection: props.deletionProtection });
     this.queues = new GatewayQueues(this, 'Queues');
 
     /** A secret whose rotation is an operator's manual step (why: `rotation`), kept like the tables. */
@@ -163,6 +197,7 @@ export class WxgateStack extends Stack {
         logRetention: props.logRetention,
         environment: this.environmentFor(decl, props),
       });
+      dropRoleDependsOn(functions[functionId].function);
     }
     this.functions = functions as Record<FunctionId, GatewayFunction>;
     const lambdas = {} as Record<FunctionId, IFunction>;
@@ -174,7 +209,7 @@ export class WxgateStack extends Stack {
       throttleBurstLimit: props.webSocketBurstLimit,
       accessLogRetention: props.logRetention,
     });
-    if (props.configureApiGatewayAccountLogging ?? true) {
+    if (props.configureApiGatewayAccountLogging ?? false) {
       const accountLogging = new ApiGatewayAccountLogging(this, 'ApiGatewayAccountLogging');
       // The stage's access log settings are refused until the account role is in place.
       this.webSocket.stage.node.addDependency(accountLogging.account);
@@ -216,6 +251,22 @@ export class WxgateStack extends Stack {
       );
     }
 
+    const functionLogGroups = {} as Record<FunctionId, logs.ILogGroup>;
+    for (const [functionId, fn] of entriesOf(this.functions)) functionLogGroups[functionId] = fn.logGroup;
+    this.monitoring = new GatewayMonitoring(this, 'Monitoring', {
+      functions: lambdas,
+      functionLogGroups,
+      queues: this.queues.queues,
+      deadLetterQueues: this.queues.deadLetterQueues,
+      streamConsumers: entriesOf<TableId, (typeof declaredTables)[TableId]>(declaredTables).flatMap(([, decl]) =>
+        'stream' in decl && decl.stream ? [decl.stream.consumer.function as FunctionId] : [],
+      ),
+      webSocket: { apiId: this.webSocket.api.apiId, stageName: this.webSocket.stage.stageName },
+      http: { apiId: this.http.api.apiId, stageName: this.http.stage.stageName },
+      alarmEmail: props.alarmEmail,
+      thresholds: props.alarmThresholds,
+    });
+
     new CfnOutput(this, 'WebSocketUrl', { value: this.webSocket.stage.url, description: 'Clients connect here (?token=JWT)' });
     new CfnOutput(this, 'WebSocketCallbackUrl', {
       value: this.webSocket.callbackUrl,
@@ -226,6 +277,38 @@ export class WxgateStack extends Stack {
       value: this.clientTokenSecret.secretArn,
       description: 'Secrets Manager secret holding the client-token HS256 key',
     });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.monitoring.topic.topicArn,
+      description: 'SNS topic every alarm notifies (subscribe to it; docs/operations.md)',
+    });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.monitoring.dashboard.dashboardName,
+      description: 'CloudWatch dashboard of the gateway',
+    });
+  }
+
+  /**
+   * Exactly the declared DynamoDB actions: `dynamodb:{action}` on the table's ARN, and
+   * `dynamodb:Query` on the ARN of each index declared as `Query:{indexName}` (that index only).
+   * Nothing on the table's stream: its consumer's event source mapping grants that.
+   */
+  private grantTableActions(fn: GatewayFunction, tableId: TableId, actions: readonly string[]): void {
+    const table = this.tables.tables[tableId];
+    const declaredIndexes: readonly string[] = declaredTables[tableId].indexes.map((i) => i.indexName);
+    const onTable = actions.filter((a) => !a.startsWith('Query:'));
+    const queriedIndexes = actions.filter((a) => a.startsWith('Query:')).map((a) => a.slice('Query:'.length));
+    for (const index of queriedIndexes) {
+      if (!declaredIndexes.includes(index)) throw new Error(`table ${tableId} has no index ${index} to query`);
+    }
+    if (new Set(actions).size !== actions.length) throw new Error(`table ${tableId}: an action is listed twice (${actions.join(', ')})`);
+    if (onTable.length > 0) {
+      fn.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: onTable.map((a) => `dynamodb:${a}`), resources: [table.tableArn] }));
+    }
+    if (queriedIndexes.length > 0) {
+      fn.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({ actions: ['dynamodb:Query'], resources: queriedIndexes.map((index) => `${table.tableArn}/index/${index}`) }),
+      );
+    }
   }
 
   /** Environment variables for what the declaration says the function uses, and nothing else. */
@@ -255,19 +338,8 @@ export class WxgateStack extends Stack {
 
   /** Grants exactly the access the declaration lists (and adds the env vars that depend on the WebSocket stage). */
   private grantDeclaredAccess(fn: GatewayFunction, decl: FunctionDeclaration): void {
-    for (const [tableId, access] of entriesOf<TableId, string>(decl.tables ?? {})) {
-      const table = this.tables.tables[tableId];
-      if (access === 'readWrite') table.grantReadWriteData(fn.role);
-      else table.grantReadData(fn.role);
-      if (declaredTables[tableId].indexes.length > 0) {
-        Validations.of(fn.role).acknowledge({
-          id: `AwsSolutions-IAM5[Resource::${nagResourceString(this, `${table.tableArn}/index/*`)}]`,
-          reason:
-            `Access to the declared global secondary indexes (${declaredTables[tableId].indexes.map((i) => i.indexName).join(', ')}) ` +
-            `of the ${tableId} table only: DynamoDB index ARNs are table ARN + /index/{name}, and the grant covers ` +
-            'that one table\'s indexes, no other table.',
-        });
-      }
+    for (const [tableId, actions] of entriesOf<TableId, NonNullable<TableAccess[TableId]>>(decl.tables ?? {})) {
+      this.grantTableActions(fn, tableId, actions);
     }
 
     for (const queueId of Object.keys(decl.queues ?? {}) as QueueId[]) {

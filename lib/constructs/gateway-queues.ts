@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { queues as declaredQueues, type QueueDeclaration, type QueueId } from '../gateway-declaration';
@@ -20,7 +20,9 @@ export interface GatewayQueuesProps {
 /**
  * Every SQS queue of the declaration, each with its own dead-letter queue. FIFO queues use
  * high-throughput mode (deduplication and throughput limit per message group) and explicit
- * deduplication ids. All queues are SSE-SQS encrypted and refuse non-TLS requests.
+ * deduplication ids. All queues are SSE-SQS encrypted and refuse non-TLS requests. A queue
+ * declared `retain` (it holds messages already acknowledged to someone) and its dead-letter queue
+ * stay when the stack is deleted or the queue replaced.
  */
 export class GatewayQueues extends Construct {
   /** The queues, keyed by declared queue id. */
@@ -57,6 +59,11 @@ export class GatewayQueues extends Construct {
         retentionPeriod: Duration.days(decl.retentionDays),
         deadLetterQueue: { queue: dlq, maxReceiveCount: decl.maxReceiveCount },
       });
+      if (decl.retain) {
+        // Messages someone was told were taken: kept when the stack is deleted or the queue replaced.
+        queue.applyRemovalPolicy(RemovalPolicy.RETAIN);
+        dlq.applyRemovalPolicy(RemovalPolicy.RETAIN);
+      }
       queues[queueId] = queue;
       deadLetterQueues[queueId] = dlq;
     }

@@ -1,4 +1,4 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
 import { tables as declaredTables, type KeyDeclaration, type TableDeclaration, type TableId } from '../gateway-declaration';
@@ -16,8 +16,9 @@ export interface GatewayTablesProps {
    */
   readonly removalPolicy?: RemovalPolicy;
   /**
-   * Turn on DynamoDB deletion protection.
-   * @default false
+   * DynamoDB deletion protection. `false` turns it off on every table (a throwaway stack with
+   * `RemovalPolicy.DESTROY`, whose deletion it would otherwise block).
+   * @default - as each table declares (`deletionProtection`)
    */
   readonly deletionProtection?: boolean;
 }
@@ -28,8 +29,9 @@ const attribute = (key: KeyDeclaration): dynamodb.Attribute => ({
 });
 
 /**
- * Every DynamoDB table of the declaration: on demand, point-in-time recovery, encrypted at
- * rest (AWS managed key), TTL and global secondary indexes (their declared projection, else ALL) as declared.
+ * Every DynamoDB table of the declaration: on demand, encrypted at rest (AWS managed key), TTL,
+ * global secondary indexes (their declared projection, else ALL), deletion protection and
+ * point-in-time recovery as declared.
  */
 export class GatewayTables extends Construct {
   /** The tables, keyed by declared table id. */
@@ -45,11 +47,11 @@ export class GatewayTables extends Construct {
         partitionKey: attribute(decl.partitionKey),
         sortKey: decl.sortKey ? attribute(decl.sortKey) : undefined,
         billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: decl.pointInTimeRecovery },
         encryption: dynamodb.TableEncryption.AWS_MANAGED,
         timeToLiveAttribute: decl.ttlAttribute,
         removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
-        deletionProtection: props.deletionProtection ?? false,
+        deletionProtection: props.deletionProtection === false ? false : decl.deletionProtection,
         ...(decl.stream ? { stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES } : {}),
       });
       for (const index of decl.indexes) {
@@ -60,6 +62,15 @@ export class GatewayTables extends Construct {
           ...(index.projection
             ? { projectionType: dynamodb.ProjectionType.INCLUDE, nonKeyAttributes: [...index.projection] }
             : { projectionType: dynamodb.ProjectionType.ALL }),
+        });
+      }
+      if (!decl.pointInTimeRecovery) {
+        Validations.of(table).acknowledge({
+          id: 'AwsSolutions-DDB3',
+          reason:
+            `Point-in-time recovery is off on purpose for the ${tableId} table (lib/gateway-declaration.ts says why): ` +
+            'its rows expire within hours or days or are rebuilt by the system itself, so a restored older copy ' +
+            'would be stale state, not lost data, and backups would be billed for nothing.',
         });
       }
       created[tableId] = table;

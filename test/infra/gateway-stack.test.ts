@@ -22,7 +22,7 @@ const { stack, template } = synthGateway();
 const tuned = synthGateway({
   webSocketRateLimit: 50,
   webSocketBurstLimit: 80,
-  configureApiGatewayAccountLogging: false,
+  configureApiGatewayAccountLogging: true,
   connectionRowLifetimeSeconds: 9000,
   maxConnectionsPerUser: 3,
   inboxTtlDays: 7,
@@ -52,6 +52,70 @@ const statementsOn = (id: FunctionId, logicalId: string) =>
 const allActions = (ss: Statement[]) => ss.flatMap(actionsOf);
 
 const DYNAMO_WRITE = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'];
+
+/**
+ * Every DynamoDB grant of every function, by table (or `table/index/name`): the adapter methods
+ * each handler can reach (lambdas/runtime/dependencies.ts), mapped to the commands they send.
+ * A change here is a change of what a function may do in production (local mode does not enforce
+ * IAM, so a missing action would only show there): review it against the adapters.
+ *   connections  put: PutItem · remove, removeStale: DeleteItem · listByUser: Query byUser · scanPage: Scan
+ *   messages     claimClientId, markChunkStored: PutItem · getClientIdClaim: GetItem · takeOver/release/
+ *                markQueued, beginStore, markStored: UpdateItem · getMessageState, readInbox: Query ·
+ *                put/deleteInboxRows: BatchWriteItem
+ *   groups       isMember: GetItem · members, membersPage, countMembers: Query · add/removeMembers: BatchWriteItem
+ *   admin        claimNonce, createJob: PutItem · getJob, isTaskDone, readStats: GetItem · markRunning/
+ *                Failed, finishIfDone, send-rate admit: UpdateItem · openChildren, completeTask: Put+Update
+ *                transactions · presence readState: BatchGetItem · applyBatch: Put/Update/Delete/ConditionCheck
+ *   wechat       outbound create: PutItem (+ GetItem of an existing record) · get, token read: GetItem ·
+ *                claim, settle, tryLease, saveToken, releaseLease: UpdateItem
+ */
+const PERSIST_MESSAGES = ['BatchWriteItem', 'PutItem', 'Query', 'UpdateItem'];
+const DELIVERY = { connections: ['DeleteItem'], 'connections/index/byUser': ['Query'] };
+const EXPECTED_DYNAMO_GRANTS: Record<FunctionId, Record<string, string[]>> = {
+  wsAuthorizer: {},
+  wsConnect: { connections: ['DeleteItem', 'PutItem'], 'connections/index/byUser': ['Query'] },
+  wsDisconnect: { connections: ['DeleteItem'] },
+  wsDefault: {},
+  wsPing: {},
+  wsSend: { ...DELIVERY, messages: ['GetItem', 'PutItem', 'UpdateItem'], groups: ['Query'], admin: ['UpdateItem'] },
+  wsSync: { messages: ['Query'], groups: ['GetItem'] },
+  uplinkPersister: { ...DELIVERY, messages: PERSIST_MESSAGES, groups: ['Query'], wechat: ['GetItem', 'PutItem'], admin: ['GetItem', 'PutItem'] },
+  adminApi: { ...DELIVERY, groups: ['BatchWriteItem', 'Query'], admin: ['GetItem', 'PutItem', 'UpdateItem'], wechat: ['GetItem', 'PutItem'] },
+  fanoutWorker: { connections: ['DeleteItem', 'Scan'], 'connections/index/byUser': ['Query'], admin: ['GetItem', 'PutItem', 'UpdateItem'] },
+  wechatCallback: {},
+  wechatInbound: { ...DELIVERY, messages: PERSIST_MESSAGES, groups: ['Query'] },
+  wechatOutbound: { ...DELIVERY, wechat: ['GetItem', 'UpdateItem'] },
+  wechatLogin: {},
+  presenceCounter: { admin: ['BatchGetItem', 'ConditionCheckItem', 'DeleteItem', 'PutItem', 'UpdateItem'] },
+};
+
+/** The resource a DynamoDB statement names: `table`, `table/index/name`, or what else it is. */
+function dynamoResourceKey(resource: unknown): string {
+  for (const t of tableIds) {
+    if (JSON.stringify(resource) === JSON.stringify({ 'Fn::GetAtt': [tableLogicalId(t), 'Arn'] })) return t;
+    for (const index of tables[t].indexes as readonly IndexDeclaration[]) {
+      const arn = { 'Fn::Join': ['', [{ 'Fn::GetAtt': [tableLogicalId(t), 'Arn'] }, `/index/${index.indexName}`]] };
+      if (JSON.stringify(resource) === JSON.stringify(arn)) return `${t}/index/${index.indexName}`;
+    }
+  }
+  return `unexpected resource ${JSON.stringify(resource)}`;
+}
+
+/** A function's DynamoDB actions (without the prefix, sorted) per resource, stream reading aside. */
+function dynamoGrantsOf(id: FunctionId): Record<string, string[]> {
+  const grants: Record<string, Set<string>> = {};
+  for (const s of statements(id)) {
+    const actions = actionsOf(s).filter((a) => a.startsWith('dynamodb:'));
+    if (actions.length === 0 || isStreamStatement(s)) continue;
+    expect(s.Effect).toBe('Allow');
+    expect((s as { Condition?: unknown }).Condition).toBeUndefined();
+    for (const resource of resourcesOf(s)) {
+      const key = dynamoResourceKey(resource);
+      for (const action of actions) (grants[key] ??= new Set()).add(action.slice('dynamodb:'.length));
+    }
+  }
+  return Object.fromEntries(Object.entries(grants).map(([key, actions]) => [key, [...actions].sort()]));
+}
 
 function routeResource(routeKey: string) {
   const routes = template.findResources('AWS::ApiGatewayV2::Route', { Properties: { RouteKey: routeKey } });
@@ -192,12 +256,23 @@ describe('WebSocket API', () => {
     });
   });
 
-  test('the account CloudWatch role for WebSocket access logs is set before the stage', () => {
-    template.resourceCountIs('AWS::ApiGateway::Account', 1);
-    const stage = template.toJSON().Resources[logicalIdOf(stack.webSocket.stage)];
-    const accountId = Object.keys(template.findResources('AWS::ApiGateway::Account'))[0]!;
-    expect(stage.DependsOn).toContain(accountId);
-    tuned.template.resourceCountIs('AWS::ApiGateway::Account', 0);
+  test('the account-wide API Gateway logging role is left alone unless asked for', () => {
+    // It is one setting per account and Region: setting it replaces anyone else's.
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    expect(Object.keys(template.findResources('AWS::IAM::Role')).filter((id) => id.startsWith('ApiGatewayAccountLogging'))).toEqual([]);
+  });
+
+  test('asked for, the account CloudWatch role is set before the stage and kept when the stack goes', () => {
+    tuned.template.resourceCountIs('AWS::ApiGateway::Account', 1);
+    const resources = tuned.template.toJSON().Resources;
+    const [accountId, account] = Object.entries(tuned.template.findResources('AWS::ApiGateway::Account'))[0]!;
+    expect(resources[logicalIdOf(tuned.stack.webSocket.stage)].DependsOn).toContain(accountId);
+    expect(account.DeletionPolicy).toBe('Retain');
+    const roleId = (account.Properties.CloudWatchRoleArn as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    expect(resources[roleId].DeletionPolicy).toBe('Retain');
+    expect(resources[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'apigateway.amazonaws.com' } },
+    ]);
   });
 
   test('outputs the wss URL and the Management API callback URL of the stage', () => {
@@ -245,14 +320,15 @@ describe('DynamoDB tables', () => {
     template.resourceCountIs('AWS::DynamoDB::Table', tableIds.length);
   });
 
-  test.each(tableIds)('%s: on demand, PITR, encrypted, retained, keys and TTL as declared', (id) => {
+  test.each(tableIds)('%s: on demand, encrypted, retained, deletion protection and PITR, keys and TTL as declared', (id) => {
     const t: TableDeclaration = tables[id];
     const resource = template.toJSON().Resources[tableLogicalId(id)];
     expect(resource.DeletionPolicy).toBe('Retain');
     expect(resource.UpdateReplacePolicy).toBe('Retain');
     const p = resource.Properties;
     expect(p.BillingMode).toBe('PAY_PER_REQUEST');
-    expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(p.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: t.pointInTimeRecovery });
+    expect(p.DeletionProtectionEnabled).toBe(t.deletionProtection);
     expect(p.SSESpecification).toEqual({ SSEEnabled: true });
     const keySchema: Array<{ AttributeName: string; KeyType: string }> = [{ AttributeName: t.partitionKey.name, KeyType: 'HASH' }];
     if (t.sortKey) keySchema.push({ AttributeName: t.sortKey.name, KeyType: 'RANGE' });
@@ -280,6 +356,20 @@ describe('DynamoDB tables', () => {
     for (const index of tables[id].indexes as readonly IndexDeclaration[]) {
       expect(attributes.get(index.partitionKey.name)).toBe(index.partitionKey.type);
       if (index.sortKey) expect(attributes.get(index.sortKey.name)).toBe(index.sortKey.type);
+    }
+  });
+
+  test('the tables that hold data are protected from deletion; PITR where an older copy is worth restoring; connections neither', () => {
+    const protectedTables = tableIds.filter((id) => template.toJSON().Resources[tableLogicalId(id)].Properties.DeletionProtectionEnabled === true);
+    expect(protectedTables.sort()).toEqual(['admin', 'groups', 'messages', 'wechat']);
+    const restorable = tableIds.filter((id) => template.toJSON().Resources[tableLogicalId(id)].Properties.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled);
+    expect(restorable.sort()).toEqual(['groups', 'messages', 'wechat']);
+  });
+
+  test('deletionProtection: false turns it off on every table (a throwaway stack)', () => {
+    const { stack: bare, template: bareTemplate } = synthGateway({ deletionProtection: false });
+    for (const id of tableIds) {
+      expect(bareTemplate.toJSON().Resources[logicalIdOf(bare.tables.tables[id])].Properties.DeletionProtectionEnabled).toBe(false);
     }
   });
 
@@ -331,6 +421,19 @@ describe('SQS queues', () => {
       SqsManagedSseEnabled: true,
       MessageRetentionPeriod: 14 * 86_400,
     });
+  });
+
+  test.each(queueIds)('%s and its DLQ are retained on stack deletion and replacement exactly when declared', (id) => {
+    const resources = template.toJSON().Resources;
+    for (const queue of [stack.queues.queues[id], stack.queues.deadLetterQueues[id]]) {
+      const resource = resources[logicalIdOf(queue)];
+      const policy = queues[id].retain ? 'Retain' : 'Delete';
+      expect([resource.DeletionPolicy, resource.UpdateReplacePolicy]).toEqual([policy, policy]);
+    }
+  });
+
+  test('the queues holding acknowledged messages are retained: uplink, WeChat inbound and outbound; not fan-out', () => {
+    expect(queueIds.filter((id) => queues[id].retain).sort()).toEqual(['uplink', 'wechatInbound', 'wechatOutbound']);
   });
 
   test('uplink is FIFO and moves a message to its DLQ after 5 receives', () => {
@@ -509,25 +612,31 @@ describe('least privilege', () => {
     ]);
   });
 
-  test.each(functionIds)('%s: DynamoDB access only to declared tables, writes only where readWrite', (id) => {
-    const declared = (decl(id).tables ?? {}) as Partial<Record<TableId, string>>;
-    const dynamoStatements = statements(id).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')) && !isStreamStatement(s));
-    for (const s of dynamoStatements) {
-      const touched = tableIds.filter((t) => resourcesOf(s).some((r) => mentions(r, tableLogicalId(t))));
-      expect(touched.length).toBeGreaterThan(0);
-      for (const t of touched) expect(declared[t]).toBeDefined();
-    }
-    for (const t of tableIds) {
-      const actions = allActions(statementsOn(id, tableLogicalId(t)));
-      if (declared[t] === undefined) {
-        expect(actions).toEqual([]);
-      } else {
-        expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query']));
-        const writes = actions.filter((a) => DYNAMO_WRITE.includes(a));
-        if (declared[t] === 'readWrite') expect(writes.sort()).toEqual([...DYNAMO_WRITE].sort());
-        else expect(writes).toEqual([]);
+  test.each(functionIds)('%s: exactly the DynamoDB actions listed below, on exactly these tables and indexes', (id) => {
+    expect(dynamoGrantsOf(id)).toEqual(EXPECTED_DYNAMO_GRANTS[id]);
+  });
+
+  test.each(functionIds)('%s: the declaration lists exactly those grants (the table above is reviewed by hand)', (id) => {
+    const declared: Record<string, string[]> = {};
+    for (const [t, actions] of Object.entries(decl(id).tables ?? {}) as Array<[TableId, readonly string[]]>) {
+      for (const action of actions) {
+        const key = action.startsWith('Query:') ? `${t}/index/${action.slice('Query:'.length)}` : t;
+        (declared[key] ??= []).push(action.startsWith('Query:') ? 'Query' : action);
       }
     }
+    for (const key of Object.keys(declared)) declared[key]!.sort();
+    expect(declared).toEqual(EXPECTED_DYNAMO_GRANTS[id]);
+  });
+
+  test('nothing scans but the fan-out worker (the connection scan of a broadcast); nobody batch-writes connections', () => {
+    const scanners = functionIds.filter((id) => Object.values(dynamoGrantsOf(id)).some((actions) => actions.includes('Scan')));
+    expect(scanners).toEqual(['fanoutWorker']);
+    expect(dynamoGrantsOf('fanoutWorker')).toMatchObject({ connections: expect.arrayContaining(['Scan']) });
+    for (const id of functionIds) expect(dynamoGrantsOf(id).connections ?? []).not.toContain('BatchWriteItem');
+  });
+
+  test('connections are queried through the byUser index only, never the table itself', () => {
+    for (const id of functionIds) expect(dynamoGrantsOf(id).connections ?? []).not.toContain('Query');
   });
 
   test.each(functionIds)('%s: reads a table stream only as that stream’s declared consumer, and only that stream', (id) => {
