@@ -3,6 +3,8 @@
  *   dist/cli/wxgate.js        the `wxgate` command (package.json "bin")
  *   dist/cli/sign-request.js  `import { signRequest } from 'wxgate/sign'` (package.json "exports")
  *   dist/cli/sign-request.d.ts its types
+ * `wxgate console` serves the web console's page, built by console/build.mjs and carried inside
+ * wxgate.js (WXGATE_CONSOLE_ASSETS), so the command needs no esbuild where it is installed.
  * Plain ESM JavaScript for Node >= 20: no tsx needed to run them. Each entry is bundled with the
  * repository code it uses (admin-signing.ts); npm packages (commander) stay imports and are
  * dependencies. Runs on `npm install` / `npm ci` (the "prepare" script) and `npm run build:cli`.
@@ -27,6 +29,8 @@ try {
 }
 
 await mkdir(outdir, { recursive: true });
+const { buildConsoleAssets } = await import('../console/build.mjs');
+const consoleAssets = await buildConsoleAssets();
 await build({
   absWorkingDir: root,
   entryPoints: ['cli/wxgate.ts', 'cli/sign-request.ts'],
@@ -36,6 +40,7 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
+  define: { WXGATE_CONSOLE_ASSETS: JSON.stringify(consoleAssets) },
   logLevel: 'warning',
 });
 await chmod(join(outdir, 'wxgate.js'), 0o755);

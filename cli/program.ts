@@ -1,5 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { callAdmin, segment, targetFromEnv, UsageError, type AdminAnswer, type AdminTarget } from './admin-http';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { consoleHandler } from '../console/server';
+import { callAdmin, LOCAL_URL, segment, targetFromEnv, UsageError, type AdminAnswer, type AdminTarget } from './admin-http';
 
 /**
  * The `wxgate` command (docs/admin-api.md, "The wxgate CLI"): one subcommand per admin API
@@ -16,6 +19,8 @@ export interface CliIo {
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /** `wxgate console` serves until this resolves; default: SIGINT or SIGTERM. */
+  untilStopped?: () => Promise<void>;
 }
 
 interface WaitOptions {
@@ -46,6 +51,7 @@ Environment:
   WXGATE_URL         admin API base URL (default http://127.0.0.1:3000, local mode)
   WXGATE_KEY_ID      admin key id (default "local")
   WXGATE_KEY_SECRET  admin key secret (default the local key's secret, for key id "local" only)
+  WXGATE_WS_URL      console: the WebSocket API URL (default ws://127.0.0.1:3001 with the local URL)
 
 Exit status: 0 success; 1 the API answered non-2xx (the error JSON on stderr), could not be
 reached, or a waited-for job failed or outlasted --timeout; 2 bad usage.`;
@@ -199,6 +205,73 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .command('stats')
     .description('online connections and users (GET /v1/stats)')
     .action(async () => print(await call('GET', '/v1/stats')));
+
+  program
+    .command('console')
+    .description('serve the web console on 127.0.0.1 for a stack: the browser gets client tokens, the admin key stays here (docs/console.md)')
+    .option('--url <HttpApiUrl>', 'the admin API base URL, the stack output HttpApiUrl (default WXGATE_URL, else local mode)')
+    .option('--ws <url>', 'the WebSocket API URL the page connects to, the stack output WebSocketUrl (default WXGATE_WS_URL)')
+    .option('--port <port>', 'the port on 127.0.0.1, 0 for any free one', integer('--port', 0, 65_535), 3100)
+    .action(async (options: { url?: string; ws?: string; port: number }, command: Command) => {
+      const api = targetFromEnv({ ...io.env, ...(options.url ? { WXGATE_URL: options.url } : {}) });
+      const ws = options.ws ?? (io.env.WXGATE_WS_URL || (api.baseUrl === LOCAL_URL ? 'ws://127.0.0.1:3001' : undefined));
+      if (!ws) command.error('error: --ws <url> (or WXGATE_WS_URL) is required: the stack output WebSocketUrl, e.g. wss://abc123.execute-api.eu-west-1.amazonaws.com/live', { exitCode: EXIT.usage });
+      let wsUrl: URL;
+      try {
+        wsUrl = new URL(ws!);
+        if (wsUrl.protocol !== 'ws:' && wsUrl.protocol !== 'wss:') throw new Error();
+      } catch {
+        throw new UsageError(`--ws must be a ws:// or wss:// URL, got "${ws}"`);
+      }
+      // The link carries this session secret: other users of the machine cannot use the console's key.
+      const session = randomBytes(24).toString('base64url');
+      const handle = consoleHandler({
+        apiUrl: () => api.baseUrl,
+        wsUrl: () => wsUrl.href.replace(/\/$/, ''),
+        keyId: api.keyId,
+        secret: api.secret,
+        mode: ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(api.baseUrl).hostname) ? 'local' : 'deployed',
+        session,
+        ...(io.fetch ? { fetch: io.fetch } : {}),
+      });
+      const server = createServer((req, res) => {
+        handle(req, res)
+          .then((done) => {
+            if (done) return;
+            req.resume();
+            if (req.url === '/') res.writeHead(302, { location: '/console' }).end();
+            else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: the console is at /console\n');
+          })
+          .catch((err: Error) => {
+            io.stderr(`console: ${err.stack ?? err.message}\n`);
+            if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error\n');
+            else res.destroy();
+          });
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (err: NodeJS.ErrnoException) =>
+          reject(err.code === 'EADDRINUSE' ? new UsageError(`port ${options.port} is in use; pick another with --port (0 = any free port)`) : err),
+        );
+        server.listen(options.port, '127.0.0.1', () => resolve());
+      });
+      const { port } = server.address() as { port: number };
+      io.stderr(
+        `wxgate console: open the link below (it carries this run's session). Admin calls go to ${api.baseUrl}, signed here with key "${api.keyId}"; ` +
+          `the page connects to ${wsUrl.href.replace(/\/$/, '')}. Ctrl-C stops.\n`,
+      );
+      io.stdout(`http://127.0.0.1:${port}/console#session=${session}\n`);
+      const stopped =
+        io.untilStopped?.() ??
+        new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+      await stopped;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    });
 
   try {
     await program.parseAsync([...argv], { from: 'user' });

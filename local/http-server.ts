@@ -76,6 +76,8 @@ export class LocalHttpServer {
       logger: (line: string) => void;
       /** Cost meter hook: one call per request that reached a route (its body and answer sizes). */
       onRequest?: (routeKey: string, bytesIn: number, bytesOut: number) => void;
+      /** Local mode's own pages (the web console, console/server.ts): true when it answered the request. */
+      console?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
     },
   ) {
     this.server = createServer((req, res) => {
@@ -89,6 +91,8 @@ export class LocalHttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // /console is local mode's, not the deployed API's: answered before the declared routes.
+    if (this.options.console && (await this.options.console(req, res))) return;
     const method = req.method ?? 'GET';
     const rawUrl = req.url ?? '/';
     const queryAt = rawUrl.indexOf('?');

@@ -19,6 +19,8 @@ import { StreamPoller } from './stream-poller';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './local-names';
 import { LocalWebSocketServer } from './websocket-server';
 import { CostMeter, startDynamoMeterProxy, startSqsMeterProxy } from './cost-meter';
+import { consoleHandler } from '../console/server';
+import { parseAdminKeyList } from '../lambdas/domain/admin-keys';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
 /**
@@ -87,12 +89,16 @@ export interface LocalGatewayOptions {
    * and HTTP request is counted. Default off. Read it through `gateway.costMeter`.
    */
   costMeter?: boolean;
+  /** Serves the web console at {httpUrl}/console (docs/console.md), signing with the first admin key; default on. */
+  console?: boolean;
 }
 
 export interface LocalGateway {
   /** The cost meter, when started with `costMeter: true`. */
   costMeter?: CostMeter;
   httpUrl: string;
+  /** The web console (docs/console.md): `${httpUrl}/console`, unless started with `console: false`. */
+  consoleUrl?: string;
   wsUrl: string;
   managementEndpoint: string;
   dynamoEndpoint: string;
@@ -176,12 +182,33 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     });
     const wsPort = await listen(ws.server, wantedWsPort, host, 'WXGATE_WS_PORT');
     cleanups.push(() => ws.stop());
-    const http = new LocalHttpServer({ invoker, logger: log, onRequest: (route, bytesIn, bytesOut) => meter?.httpRequest(route, bytesIn, bytesOut) });
+    // The web console signs its admin calls with the first admin key and calls this very server.
+    const consoleUrls = { api: '', ws: '' };
+    const consoleKey = options.console === false ? undefined : [...parseAdminKeyList(options.adminKeys ?? DEFAULT_ADMIN_KEYS)][0]!;
+    const http = new LocalHttpServer({
+      invoker,
+      logger: log,
+      onRequest: (route, bytesIn, bytesOut) => meter?.httpRequest(route, bytesIn, bytesOut),
+      ...(consoleKey
+        ? {
+            console: consoleHandler({
+              apiUrl: () => consoleUrls.api,
+              wsUrl: () => consoleUrls.ws,
+              keyId: consoleKey[0],
+              secret: consoleKey[1],
+              mode: 'local',
+              allowedHosts: [host],
+            }),
+          }
+        : {}),
+    });
     const httpPort = await listen(http.server, wantedHttpPort, host, 'WXGATE_HTTP_PORT');
     cleanups.push(() => http.stop());
 
     const urlHost = host.includes(':') ? `[${host}]` : host;
     const managementEndpoint = `http://${urlHost}:${wsPort}`;
+    consoleUrls.api = `http://${urlHost}:${httpPort}`;
+    consoleUrls.ws = `ws://${urlHost}:${wsPort}`;
     // The cost meter: handlers (and the queue pollers) reach DynamoDB and SQS through its proxies.
     let handlerDynamoEndpoint = dynamo.endpoint;
     let handlerSqsEndpoint = sqs.endpoint;
@@ -307,6 +334,7 @@ export async function startLocalGateway(options: LocalGatewayOptions = {}): Prom
     const gateway: LocalGateway = {
       ...(meter ? { costMeter: meter } : {}),
       httpUrl: `http://${urlHost}:${httpPort}`,
+      ...(consoleKey ? { consoleUrl: `http://${urlHost}:${httpPort}/console` } : {}),
       wsUrl: `ws://${urlHost}:${wsPort}`,
       managementEndpoint,
       dynamoEndpoint: dynamo.endpoint,

@@ -128,6 +128,7 @@ async function main(): Promise<void> {
     `  HTTP API        ${gateway.httpUrl}`,
     `  WebSocket API   ${gateway.wsUrl}`,
     `  Management API  ${gateway.managementEndpoint}/@connections/{connectionId}`,
+    `  Web console     ${gateway.consoleUrl}  (sign in as any user; admin calls signed with key "${firstKey[0]}"; docs/console.md)`,
     '',
     `Client token (sub demo-user, did demo-device, expires ${new Date(expiresAt * 1000).toISOString()}):`,
     `  ${token}`,
