@@ -174,14 +174,17 @@ export interface BroadcastPerConnection {
 
 const r = (n: number, d = 3) => Math.round(n * 10 ** d) / 10 ** d;
 
-/** Marginal units per connection of a broadcast: between the smallest and the largest measured size. */
+/**
+ * Marginal units per connection of a broadcast: between the two largest measured sizes (with 10
+ * connections a parallel-scan segment may be empty, which lowers the fixed part).
+ */
 export function perConnectionBroadcast(ops: readonly OperationUnits[]): BroadcastPerConnection | undefined {
   const sized = ops
     .filter((o) => o.operation.startsWith('broadcast.'))
     .map((o) => ({ size: Number(o.operation.split('.')[1]), o }))
     .sort((a, b) => a.size - b.size);
   if (sized.length < 2) return undefined;
-  const a = sized[0]!;
+  const a = sized[sized.length - 2]!;
   const b = sized[sized.length - 1]!;
   const n = b.size - a.size;
   return {
