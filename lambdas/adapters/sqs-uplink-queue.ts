@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { QueuedMessage, UplinkQueue } from '../domain/messaging-ports';
+import { correlationAttributes, noCorrelationId, type CorrelationIdSource } from './sqs-correlation';
 
 /**
  * The FIFO uplink queue. One message group per conversation keeps each conversation in
@@ -31,10 +32,12 @@ export function toSqsBody(value: unknown): string {
   );
 }
 
+/** Each message carries the correlation id of the invocation that queued it (sqs-correlation.ts). */
 export class SqsUplinkQueue implements UplinkQueue {
   constructor(
     private readonly client: SQSClient,
     private readonly queueUrl: string,
+    private readonly correlationId: CorrelationIdSource = noCorrelationId,
   ) {}
 
   async enqueue(message: QueuedMessage): Promise<void> {
@@ -44,6 +47,7 @@ export class SqsUplinkQueue implements UplinkQueue {
         MessageBody: toSqsBody(message),
         MessageGroupId: conversationOf(message.from, message.to),
         MessageDeduplicationId: message.msgId,
+        MessageAttributes: correlationAttributes(this.correlationId()),
       }),
     );
   }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { QueuedMessage } from '../domain/messaging-ports';
+import { correlationAttributes, noCorrelationId, type CorrelationIdSource } from './sqs-correlation';
 import { toSqsBody } from './sqs-uplink-queue';
 
 /**
@@ -16,6 +17,8 @@ export class SqsWechatInbound {
   constructor(
     private readonly client: SQSClient,
     private readonly queueUrl: string,
+    /** The callback's request id travels with the message (sqs-correlation.ts). */
+    private readonly correlationId: CorrelationIdSource = noCorrelationId,
   ) {}
 
   async enqueue(message: QueuedMessage, accountId: string, openId: string, dedupKey: string): Promise<void> {
@@ -26,6 +29,7 @@ export class SqsWechatInbound {
         // One WeChat user's messages stay in order; different users are stored in parallel.
         MessageGroupId: `w:${sha256(`${accountId}\n${openId}`)}`,
         MessageDeduplicationId: sha256(`${accountId}\n${dedupKey}`),
+        MessageAttributes: correlationAttributes(this.correlationId()),
       }),
     );
   }

@@ -1,10 +1,10 @@
-import { z } from 'zod';
 import { isReservedUserId, isValidId } from './client-token';
 import { badRequest, GatewayError } from './errors';
 import { assertBodySize } from './frames';
+import * as z from './validation';
 
 /** Request bodies of the admin API (docs/admin-api.md). A bad one is a 400 naming the field. */
-const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
+const id = () => z.string().check(z.refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]'));
 
 export const MAX_PUSH_USERS = 10_000;
 /**
@@ -17,32 +17,40 @@ export const MAX_MEMBER_CHANGES = 1_000;
 /** Longest client token the API mints: 30 days. */
 export const MAX_TOKEN_TTL_SECONDS = 30 * 86_400;
 
-const tokenRequest = z.strictObject({
-  userId: id.refine((u) => !isReservedUserId(u), 'must not start with "wechat:" (reserved for WeChat users)'),
-  deviceId: id.optional(),
-  ttlSeconds: z.number().int().min(60).max(MAX_TOKEN_TTL_SECONDS).optional(),
-});
+// Schemas are built at their first use (validation.ts, lazySchema), not when this module loads.
+const tokenRequest = /* @__PURE__ */ z.lazySchema(() =>
+  z.strictObject({
+    userId: id().check(z.refine((u) => !isReservedUserId(u), 'must not start with "wechat:" (reserved for WeChat users)')),
+    deviceId: z.optional(id()),
+    ttlSeconds: z.optional(z.number().check(z.int(), z.gte(60), z.lte(MAX_TOKEN_TTL_SECONDS))),
+  }),
+);
 
-const pushRequest = z.strictObject({
-  to: z.union([
-    z.strictObject({ users: z.array(id).min(1).max(MAX_PUSH_USERS) }),
-    z.strictObject({ group: id }),
-    z.strictObject({ all: z.literal(true) }),
-  ]),
-  body: z.unknown().refine((value) => value !== undefined, 'body is required'),
-});
+const pushRequest = /* @__PURE__ */ z.lazySchema(() =>
+  z.strictObject({
+    to: z.union([
+      z.strictObject({ users: z.array(id()).check(z.minLength(1), z.maxLength(MAX_PUSH_USERS)) }),
+      z.strictObject({ group: id() }),
+      z.strictObject({ all: z.literal(true) }),
+    ]),
+    body: z.unknown().check(z.refine((value) => value !== undefined, 'body is required')),
+  }),
+);
 
-const membersRequest = z
-  .strictObject({
-    add: z.array(id).max(MAX_MEMBER_CHANGES).optional(),
-    remove: z.array(id).max(MAX_MEMBER_CHANGES).optional(),
-  })
-  .refine((r) => (r.add?.length ?? 0) + (r.remove?.length ?? 0) > 0, 'add or remove at least one member');
+const membersRequest = /* @__PURE__ */ z.lazySchema(() =>
+  z
+    .strictObject({
+      add: z.optional(z.array(id()).check(z.maxLength(MAX_MEMBER_CHANGES))),
+      remove: z.optional(z.array(id()).check(z.maxLength(MAX_MEMBER_CHANGES))),
+    })
+    .check(z.refine((r) => (r.add?.length ?? 0) + (r.remove?.length ?? 0) > 0, 'add or remove at least one member')),
+);
 
 const schemas = { token: tokenRequest, push: pushRequest, members: membersRequest } as const;
-export type TokenRequestBody = z.infer<typeof tokenRequest>;
-export type PushRequestBody = z.infer<typeof pushRequest>;
-export type MembersRequestBody = z.infer<typeof membersRequest>;
+type RequestOf<K extends keyof typeof schemas> = z.infer<ReturnType<(typeof schemas)[K]>>;
+export type TokenRequestBody = RequestOf<'token'>;
+export type PushRequestBody = RequestOf<'push'>;
+export type MembersRequestBody = RequestOf<'members'>;
 
 export function parseJson(raw: string): unknown {
   try {
@@ -52,9 +60,9 @@ export function parseJson(raw: string): unknown {
   }
 }
 
-export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: string): z.infer<(typeof schemas)[K]> {
+export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: string): RequestOf<K> {
   const value = parseJson(raw);
-  const result = schemas[kind].safeParse(value);
+  const result = z.safeParse(schemas[kind](), value);
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : 'body';
@@ -68,7 +76,7 @@ export function parseRequestBody<K extends keyof typeof schemas>(kind: K, raw: s
       if (bytes > MAX_PUSH_USERS_BYTES) throw badRequest(`to.users: ${Math.ceil(bytes / 1024)} KiB of user ids; one push takes at most ${MAX_PUSH_USERS_BYTES / 1024} KiB (split it into several pushes)`);
     }
   }
-  return result.data as z.infer<(typeof schemas)[K]>;
+  return result.data as RequestOf<K>;
 }
 
 /**

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { isValidId } from './client-token';
 import { badRequest, tooLarge, type ErrorCode } from './errors';
+import * as z from './validation';
 
 /** docs/protocol.md: a serialized `body` may be at most 32 KiB. */
 export const MAX_BODY_BYTES = 32 * 1024;
@@ -13,7 +13,7 @@ export const MAX_SYNC_LIMIT = 500;
  */
 export const MAX_FRAME_DEPTH = 64;
 
-const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]');
+const id = () => z.string().check(z.refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]'));
 /**
  * A client frame `id`: 1-128 UTF-16 code units of well-formed Unicode. The length is counted the
  * same way everywhere (the echo in error frames too), and a lone surrogate is refused: it cannot
@@ -22,40 +22,47 @@ const id = z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 export const isClientFrameId = (value: unknown): value is string =>
   typeof value === 'string' && value.length >= 1 && value.length <= 128 && !LONE_SURROGATE.test(value);
-const clientFrameId = z.string().refine(isClientFrameId, 'must be 1-128 characters of well-formed Unicode');
+const clientFrameId = () => z.string().check(z.refine(isClientFrameId, 'must be 1-128 characters of well-formed Unicode'));
 
-export const recipientSchema = z.union([
-  z.strictObject({ user: id }),
-  z.strictObject({ group: id }),
-  z.strictObject({ wechat: z.strictObject({ accountId: id, openId: z.string().min(1).max(128) }) }),
-]);
-export type Recipient = z.infer<typeof recipientSchema>;
+// Schemas are built at their first use (validation.ts, lazySchema), not when this module loads.
+export const recipientSchema = /* @__PURE__ */ z.lazySchema(() =>
+  z.union([
+    z.strictObject({ user: id() }),
+    z.strictObject({ group: id() }),
+    z.strictObject({ wechat: z.strictObject({ accountId: id(), openId: z.string().check(z.minLength(1), z.maxLength(128)) }) }),
+  ]),
+);
+export type Recipient = z.infer<ReturnType<typeof recipientSchema>>;
 
-const sendSchema = z.object({
-  action: z.literal('send'),
-  id: clientFrameId.optional(),
-  to: recipientSchema,
-  body: z.unknown().refine((value) => value !== undefined, 'body is required'),
-});
-const syncSchema = z.object({
-  action: z.literal('sync'),
-  id: clientFrameId.optional(),
-  after: z.string().min(1).max(64).optional(),
-  limit: z.number().int().min(1).max(MAX_SYNC_LIMIT).optional(),
-  /**
-   * Another inbox than the caller's own: `wechat:{accountId}`, the account inbox that holds every
-   * WeChat message of the account (members of the group `wechat:{accountId}` only).
-   */
-  inbox: z.string().regex(/^wechat:[A-Za-z0-9_-]{1,64}$/, 'must be "wechat:{accountId}"').optional(),
-});
-const pingSchema = z.object({ action: z.literal('ping'), id: clientFrameId.optional() });
+const sendSchema = /* @__PURE__ */ z.lazySchema(() =>
+  z.object({
+    action: z.literal('send'),
+    id: z.optional(clientFrameId()),
+    to: recipientSchema(),
+    body: z.unknown().check(z.refine((value) => value !== undefined, 'body is required')),
+  }),
+);
+const syncSchema = /* @__PURE__ */ z.lazySchema(() =>
+  z.object({
+    action: z.literal('sync'),
+    id: z.optional(clientFrameId()),
+    after: z.optional(z.string().check(z.minLength(1), z.maxLength(64))),
+    limit: z.optional(z.number().check(z.int(), z.gte(1), z.lte(MAX_SYNC_LIMIT))),
+    /**
+     * Another inbox than the caller's own: `wechat:{accountId}`, the account inbox that holds every
+     * WeChat message of the account (members of the group `wechat:{accountId}` only).
+     */
+    inbox: z.optional(z.string().check(z.regex(/^wechat:[A-Za-z0-9_-]{1,64}$/, 'must be "wechat:{accountId}"'))),
+  }),
+);
+const pingSchema = /* @__PURE__ */ z.lazySchema(() => z.object({ action: z.literal('ping'), id: z.optional(clientFrameId()) }));
 
-export type SendFrame = z.infer<typeof sendSchema>;
-export type SyncFrame = z.infer<typeof syncSchema>;
-export type PingFrame = z.infer<typeof pingSchema>;
+export type SendFrame = z.infer<ReturnType<typeof sendSchema>>;
+export type SyncFrame = z.infer<ReturnType<typeof syncSchema>>;
+export type PingFrame = z.infer<ReturnType<typeof pingSchema>>;
 
 const schemas = { send: sendSchema, sync: syncSchema, ping: pingSchema } as const;
-type FrameOf<A extends keyof typeof schemas> = z.infer<(typeof schemas)[A]>;
+type FrameOf<A extends keyof typeof schemas> = z.infer<ReturnType<(typeof schemas)[A]>>;
 
 /** Parses a raw WebSocket frame as JSON; a non-object is a bad request. */
 export function parseJsonFrame(raw: string | undefined | null): Record<string, unknown> {
@@ -103,7 +110,7 @@ export function frameIdOf(raw: string | undefined | null): string | undefined {
 }
 
 export function parseClientFrame<A extends keyof typeof schemas>(action: A, raw: string | undefined | null): FrameOf<A> {
-  const result = schemas[action].safeParse(parseJsonFrame(raw));
+  const result = z.safeParse(schemas[action](), parseJsonFrame(raw));
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : 'frame';

@@ -1,6 +1,6 @@
-import { z } from 'zod';
 import { isValidId } from './client-token';
 import { badRequest, GatewayError, unauthorized } from './errors';
+import * as z from './validation';
 import type { WechatAccounts } from './wechat-accounts';
 import { WechatApiError, WechatNetworkError, type WechatLoginApi } from './wechat-api';
 
@@ -15,16 +15,18 @@ import { WechatApiError, WechatNetworkError, type WechatLoginApi } from './wecha
  */
 export const LOGIN_TOKEN_TTL_SECONDS = 24 * 3600;
 
-const loginRequest = z.strictObject({
-  accountId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configured account id'),
-  code: z.string().min(1).max(256),
-  kind: z.enum(['miniprogram', 'oauth']),
-  deviceId: z.string().refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]').optional(),
-});
-export type LoginRequest = z.infer<typeof loginRequest>;
+const loginRequest = /* @__PURE__ */ z.lazySchema(() =>
+  z.strictObject({
+    accountId: z.string().check(z.regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be a configured account id')),
+    code: z.string().check(z.minLength(1), z.maxLength(256)),
+    kind: z.enum(['miniprogram', 'oauth']),
+    deviceId: z.optional(z.string().check(z.refine(isValidId, 'must be 1-128 characters of [A-Za-z0-9_.:@-]'))),
+  }),
+);
+export type LoginRequest = z.infer<ReturnType<typeof loginRequest>>;
 
 export function parseLoginRequest(value: unknown): LoginRequest {
-  const result = loginRequest.safeParse(value);
+  const result = z.safeParse(loginRequest(), value);
   if (!result.success) {
     const issue = result.error.issues[0];
     throw badRequest(`${issue?.path.length ? issue.path.join('.') : 'body'}: ${issue?.message ?? 'invalid'}`);

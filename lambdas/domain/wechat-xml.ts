@@ -91,7 +91,9 @@ const BARE_TAG = /<\/?[^\s<>"'\/=!?&]+[ \t\r\n]*\/?>/y;
 /** Markup that is hostile wherever it appears outside CDATA: a `<!` other than CDATA, or a `<?`. */
 const DECLARATION_OR_PI = /<!(?!\[CDATA\[)|<\?/;
 
-const parser = new XMLParser({
+/** Created at first use, not at import: most functions that bundle this module never parse XML. */
+let parser: XMLParser | undefined;
+const xmlParser = (): XMLParser => (parser ??= new XMLParser({
   processEntities: false,
   htmlEntities: false,
   ignoreAttributes: true,
@@ -110,7 +112,7 @@ const parser = new XMLParser({
   onDangerousProperty: () => {
     throw new WechatXmlError('bad_xml', 'element names that are Object.prototype properties are not accepted');
   },
-});
+}));
 
 /** Parses a callback body (or a decrypted message) into the fields of its `<xml>` root. */
 export function parseWechatXml(text: string, maxBytes = DEFAULT_MAX_XML_BYTES): WechatFields {
@@ -127,7 +129,7 @@ export function parseWechatXml(text: string, maxBytes = DEFAULT_MAX_XML_BYTES): 
   }
   let parsed: unknown;
   try {
-    parsed = parser.parse(text);
+    parsed = xmlParser().parse(text);
   } catch (err) {
     if (err instanceof WechatXmlError) throw err;
     // e.g. nesting deeper than MAX_DEPTH, or <__proto__> / <constructor> (the library refuses those).

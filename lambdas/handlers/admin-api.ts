@@ -12,7 +12,7 @@ import { loadAdminKeys } from '../runtime/admin-keys-source';
 import { adminPushDeps, adminStore, connectionRegistry, connectionSender, groupDirectory, newMessageId, presenceStore } from '../runtime/dependencies';
 import { httpRoute, json, type HttpEvent, type HttpResult } from '../runtime/http-route';
 import { loadJwtSecret } from '../runtime/jwt-secret';
-import { countMetric, withMetrics } from '../runtime/observability';
+import { countMetric, logger, withMetrics } from '../runtime/observability';
 
 /**
  * The admin API (docs/admin-api.md): one function behind every `/v1/*` route. Each request is
@@ -33,6 +33,7 @@ const routes: Record<string, Route> = {
     const request = parseRequestBody('push', body);
     const { status, ...result } = await adminPush(adminPushDeps(), keyId, request.to, request.body);
     countMetric(status === 202 ? 'adminPushJobs' : 'adminPushes');
+    logger.debug('admin push accepted', { status, ...result });
     return json(status, result);
   },
 

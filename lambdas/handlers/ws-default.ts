@@ -1,6 +1,6 @@
 import { badRequest } from '../domain/errors';
 import { parseJsonFrame } from '../domain/frames';
-import { wsRoute } from '../runtime/middleware';
+import { wsRoute } from '../runtime/ws-route';
 
 /** `$default`: a frame whose `action` matches no route. Always an error frame; the socket stays open. */
 export const handler = wsRoute(async (event) => {

@@ -3,7 +3,7 @@ import { admitSend } from '../domain/send-rate';
 import { sendMessage } from '../domain/send-message';
 import { sendRateDeps } from '../runtime/limit-dependencies';
 import { sendDeps } from '../runtime/dependencies';
-import { wsRoute } from '../runtime/middleware';
+import { wsRoute } from '../runtime/ws-route';
 import { countMetric, logger, recordDelivery, withMetrics } from '../runtime/observability';
 import { callerOf } from '../runtime/ws-event';
 
@@ -18,6 +18,7 @@ export const handler = wsRoute(async (event) => {
     await admitSend(sendRateDeps(), caller.userId);
     const { msgId, delivery, duplicate, afterAckFailures } = await sendMessage(sendDeps(), caller, frame);
     countMetric(duplicate ? 'sendRetriesDeduplicated' : 'messagesQueued');
+    logger.debug('message queued', { msgId, duplicate });
     if (delivery) recordDelivery('live', delivery);
     for (const { step, error } of afterAckFailures) {
       // The message is queued and acked; this is for operators, never an error frame.

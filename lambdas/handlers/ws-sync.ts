@@ -1,7 +1,7 @@
 import { parseClientFrame } from '../domain/frames';
 import { syncInbox } from '../domain/inbox-sync';
 import { syncDeps } from '../runtime/dependencies';
-import { wsRoute } from '../runtime/middleware';
+import { wsRoute } from '../runtime/ws-route';
 import { callerOf } from '../runtime/ws-event';
 
 /** `sync`: a page of the caller's inbox after a cursor (or msgId), with the resume cursor. */

@@ -2,12 +2,13 @@ import { ApiGatewayManagementApiClient } from '@aws-sdk/client-apigatewaymanagem
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { tracer } from './observability';
 
 /**
  * SDK clients, created once per Lambda instance and reused across invocations (keep-alive
  * sockets). Endpoints come from the standard SDK settings: in local mode the runtime sets
  * AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS, so this code has no local special case.
+ * Not wrapped by an X-Ray tracer (observability.ts says why); in Lambda the SDK itself passes
+ * the invocation's trace header on with every request.
  */
 let documentClient: DynamoDBDocumentClient | undefined;
 let sqsClient: SQSClient | undefined;
@@ -16,14 +17,14 @@ const managementClients = new Map<string, ApiGatewayManagementApiClient>();
 export function dynamoDocumentClient(): DynamoDBDocumentClient {
   // A bounded request time keeps the persister's write deadline meaningful (inbox-position.ts,
   // RESUME_OVERLAP_MS): a write is either answered within seconds or retried, not left hanging.
-  documentClient ??= DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({ maxAttempts: 3, requestHandler: { requestTimeout: 3000 } })), {
+  documentClient ??= DynamoDBDocumentClient.from(new DynamoDBClient({ maxAttempts: 3, requestHandler: { requestTimeout: 3000 } }), {
     marshallOptions: { removeUndefinedValues: true },
   });
   return documentClient;
 }
 
 export function sqs(): SQSClient {
-  sqsClient ??= tracer.captureAWSv3Client(new SQSClient({}));
+  sqsClient ??= new SQSClient({});
   return sqsClient;
 }
 
@@ -31,7 +32,7 @@ export function managementApi(endpoint: string): ApiGatewayManagementApiClient {
   let client = managementClients.get(endpoint);
   if (!client) {
     // Delivery does its own jittered retries on 429/5xx (adapters/management-api-sender.ts).
-    client = tracer.captureAWSv3Client(new ApiGatewayManagementApiClient({ endpoint, maxAttempts: 1 }));
+    client = new ApiGatewayManagementApiClient({ endpoint, maxAttempts: 1 });
     managementClients.set(endpoint, client);
   }
   return client;

@@ -22,7 +22,7 @@ import type { QueuedMessage } from '../domain/messaging-ports';
 import type { PersistDeps } from '../domain/persist-message';
 import type { SendDeps } from '../domain/send-message';
 import { dynamoDocumentClient, managementApi, sqs } from './aws-clients';
-import { logger } from './observability';
+import { currentCorrelationId, logger } from './observability';
 import { connectionRowLifetimeSeconds, fanoutPostsPerSecond, inboxTtlDays, managementEndpoint, queueUrl, sendInlineMaxMembers, tableName, testPersistFaultRatio, wechatApiBase, wecomApiBase } from './config';
 import type { AdminPushDeps } from '../domain/admin-push';
 import { createPacer, type FanoutDeps } from '../domain/fanout';
@@ -31,7 +31,8 @@ import { queues } from '../../lib/gateway-declaration';
 /**
  * Wires adapters to their SDK clients, once per Lambda instance. Handlers call these at
  * invocation time (not import time), so configuration errors surface as failed invocations
- * with a clear message and tests can set the environment first.
+ * with a clear message and tests can set the environment first. Each `once(...)` is marked
+ * `@__PURE__`: a bundle keeps only the factories its handler reaches, not every adapter.
  */
 const once = <T>(make: () => T): (() => T) => {
   let value: T | undefined;
@@ -41,16 +42,16 @@ const once = <T>(make: () => T): (() => T) => {
 /** docs/protocol.md: a client `id` is remembered for 5 minutes. */
 const DEDUP_WINDOW_SECONDS = 300;
 
-export const connectionRegistry = once(() => new DynamoConnectionRegistry(dynamoDocumentClient(), tableName('connections')));
-export const messageStore = once(() => new DynamoMessageStore(dynamoDocumentClient(), tableName('messages')));
-export const groupDirectory = once(() => new DynamoGroupDirectory(dynamoDocumentClient(), tableName('groups')));
-export const uplinkQueue = once(() => new SqsUplinkQueue(sqs(), queueUrl('uplink')));
-export const connectionSender = once(() => new ManagementApiSender(managementApi(managementEndpoint())));
-export const adminStore = once(() => new DynamoAdminStore(dynamoDocumentClient(), tableName('admin')));
-export const fanoutQueue = once(() => new SqsFanoutQueue(sqs(), queueUrl('fanout')));
-export const wechatInbound = once(() => new SqsWechatInbound(sqs(), queueUrl('wechatInbound')));
+export const connectionRegistry = /* @__PURE__ */ once(() => new DynamoConnectionRegistry(dynamoDocumentClient(), tableName('connections')));
+export const messageStore = /* @__PURE__ */ once(() => new DynamoMessageStore(dynamoDocumentClient(), tableName('messages')));
+export const groupDirectory = /* @__PURE__ */ once(() => new DynamoGroupDirectory(dynamoDocumentClient(), tableName('groups')));
+export const uplinkQueue = /* @__PURE__ */ once(() => new SqsUplinkQueue(sqs(), queueUrl('uplink'), currentCorrelationId));
+export const connectionSender = /* @__PURE__ */ once(() => new ManagementApiSender(managementApi(managementEndpoint())));
+export const adminStore = /* @__PURE__ */ once(() => new DynamoAdminStore(dynamoDocumentClient(), tableName('admin')));
+export const fanoutQueue = /* @__PURE__ */ once(() => new SqsFanoutQueue(sqs(), queueUrl('fanout'), currentCorrelationId));
+export const wechatInbound = /* @__PURE__ */ once(() => new SqsWechatInbound(sqs(), queueUrl('wechatInbound'), currentCorrelationId));
 /** Monotonic within an instance: msgIds and inbox positions minted in one instance never tie. */
-const nextUlid = monotonicFactory();
+const nextUlid = /* @__PURE__ */ monotonicFactory();
 export const newMessageId = (nowMs: number): string => nextUlid(nowMs);
 
 export const lifecycleDeps = (): LifecycleDeps => ({
@@ -103,7 +104,7 @@ export const persistDeps = (): PersistDeps => {
 };
 
 /** Presence counters (GET /v1/stats) in the admin table; the stream consumer moves them. */
-export const presenceStore = once(() => new DynamoPresenceStore(dynamoDocumentClient(), tableName('admin')));
+export const presenceStore = /* @__PURE__ */ once(() => new DynamoPresenceStore(dynamoDocumentClient(), tableName('admin')));
 
 export const presenceDeps = (): PresenceDeps => ({
   store: presenceStore(),
@@ -130,7 +131,7 @@ export const adminPushDeps = (): AdminPushDeps => ({
  * 429. Under the account throttle a post is retried longer than live delivery would (8 attempts
  * from 100 ms, each wait at most 2 s).
  */
-const fanoutPace = once(() => createPacer(fanoutPostsPerSecond() / queues.fanout.consumer.maxConcurrency, systemClock, sleep));
+const fanoutPace = /* @__PURE__ */ once(() => createPacer(fanoutPostsPerSecond() / queues.fanout.consumer.maxConcurrency, systemClock, sleep));
 
 export const fanoutDeps = (): FanoutDeps => ({
   jobs: adminStore(),
@@ -141,10 +142,10 @@ export const fanoutDeps = (): FanoutDeps => ({
 });
 
 /** WeChat's token, messaging and login APIs (one adapter; base URLs from config). */
-export const wechatApis = once(() => new WechatHttpApi({ wechatApiBase: wechatApiBase(), wecomApiBase: wecomApiBase() }));
+export const wechatApis = /* @__PURE__ */ once(() => new WechatHttpApi({ wechatApiBase: wechatApiBase(), wecomApiBase: wecomApiBase() }));
 
 /** Access tokens cached in the wechat table, refreshed by one caller at a time across instances. */
-export const accessTokens = once(
+export const accessTokens = /* @__PURE__ */ once(
   (): AccessTokens =>
     createAccessTokens({
       store: new DynamoWechatTokenStore(dynamoDocumentClient(), tableName('wechat')),

@@ -1,51 +1,39 @@
 import middy, { type MiddlewareObj } from '@middy/core';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware';
 import type { Context } from 'aws-lambda';
-import { errorFrame, frameIdOf } from '../domain/frames';
-import { badRequest, toClientError } from '../domain/errors';
-import { logger, tracer } from './observability';
-import type { WsEvent, WsResult } from './ws-event';
+import { logger } from './observability';
 
 /**
- * Every handler: structured JSON logs with the request id as correlation id, X-Ray tracing.
- * Handlers that emit metrics add `withMetrics` (observability.ts).
- * `correlationIdPath` is the same for API Gateway WebSocket and HTTP API events.
+ * Every handler: structured JSON logs with the Lambda context and, for API Gateway events, the
+ * request id as correlation id. Handlers that emit metrics add `withMetrics` (observability.ts);
+ * WebSocket message routes use `wsRoute` (ws-route.ts), which adds error frames. This module
+ * knows nothing of frames, so the authorizer, `$connect`, `$disconnect` and the queue consumers
+ * do not bundle the frame schemas.
  */
 export function observed<E, R>(handler: (event: E, context: Context) => Promise<R>) {
   return middy<E, R>(handler)
-    .use(injectLambdaContext(logger, { correlationIdPath: 'requestContext.requestId', resetKeys: true }))
-    .use(captureLambdaHandler(tracer, { captureResponse: false }));
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(requestCorrelationId<E, R>());
 }
 
 /**
- * A failed WebSocket route answers an error frame (docs/protocol.md) and the socket stays open.
- * Typed errors keep their code and message; anything else becomes `internal` and is logged
- * here with its stack, which never reaches the client.
+ * The correlation id of an API Gateway invocation: `requestContext.requestId`, the same field in
+ * WebSocket, HTTP API (payload 2.0) and REQUEST authorizer events. It is API Gateway's id of the
+ * request, written in its access log too, and the id a queued message carries on to its consumer
+ * (adapters/sqs-correlation.ts). Read here with a property access: Powertools' JMESPath search
+ * (its `correlationIdPath`) would bundle a JMESPath interpreter for one field. Events without it
+ * (SQS, DynamoDB streams) get theirs per record, or none. `resetKeys` above clears it afterwards.
  */
-export function errorFrames(): MiddlewareObj<WsEvent, WsResult> {
+export function requestIdOf(event: unknown): string | undefined {
+  const id = (event as { requestContext?: { requestId?: unknown } } | null | undefined)?.requestContext?.requestId;
+  return typeof id === 'string' && id !== '' ? id : undefined;
+}
+
+function requestCorrelationId<E, R>(): MiddlewareObj<E, R> {
   return {
-    onError: async (request) => {
-      const { code, message, retryAfterMs } = toClientError(request.error);
-      if (code === 'internal') logger.error('route failed', request.error as Error);
-      else logger.info('request refused', { code, reason: message });
-      const id = request.event.isBase64Encoded ? undefined : frameIdOf(request.event.body);
-      request.response = { statusCode: 200, body: JSON.stringify(errorFrame(code, message, id, retryAfterMs)) };
+    before: async (request) => {
+      const id = requestIdOf(request.event);
+      if (id) logger.setCorrelationId(id);
     },
   };
-}
-
-export const BINARY_FRAME_MESSAGE = 'binary frames are not supported; send JSON text frames';
-
-/**
- * A WebSocket message route whose handler returns the reply frame (or nothing). A binary frame
- * reaches a route base64-encoded (`isBase64Encoded`): it is refused before the handler sees it,
- * so its bytes are never decoded as text and acked changed.
- */
-export function wsRoute(handler: (event: WsEvent) => Promise<object | undefined>) {
-  return observed<WsEvent, WsResult>(async (event) => {
-    if (event.isBase64Encoded) throw badRequest(BINARY_FRAME_MESSAGE);
-    const frame = await handler(event);
-    return frame ? { statusCode: 200, body: JSON.stringify(frame) } : { statusCode: 200 };
-  }).use(errorFrames());
 }

@@ -5,7 +5,7 @@ import { notifyRequester, type OutboundWorkerDeps, type SubmitDeps } from '../do
 import { dynamoDocumentClient, sqs } from './aws-clients';
 import { queueUrl, tableName } from './config';
 import { accessTokens, connectionRegistry, deliveryDeps, wechatApis } from './dependencies';
-import { logger } from './observability';
+import { currentCorrelationId, logger } from './observability';
 import { loadWechatAccounts } from './wechat-accounts-source';
 
 /** Outbound WeChat messages (domain/wechat-outbound.ts), wired once per Lambda instance like dependencies.ts. */
@@ -13,7 +13,9 @@ let store: DynamoOutboundStore | undefined;
 let queue: SqsWechatOutboundQueue | undefined;
 
 export const outboundStore = (): DynamoOutboundStore => (store ??= new DynamoOutboundStore(dynamoDocumentClient(), tableName('wechat')));
-const outboundQueue = (): SqsWechatOutboundQueue => (queue ??= new SqsWechatOutboundQueue(sqs(), queueUrl('wechatOutbound')));
+const outboundQueue = (): SqsWechatOutboundQueue => (queue ??= new SqsWechatOutboundQueue(sqs(), queueUrl('wechatOutbound'), currentCorrelationId));
+/** The outbound queue for the retries of one record, which carry that record's correlation id (the worker handles records in parallel). */
+export const outboundQueueUnder = (correlationId: string): SqsWechatOutboundQueue => new SqsWechatOutboundQueue(sqs(), queueUrl('wechatOutbound'), () => correlationId);
 
 export const outboundSubmitDeps = (): SubmitDeps => ({ store: outboundStore(), queue: outboundQueue(), clock: systemClock });
 

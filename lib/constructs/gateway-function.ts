@@ -3,18 +3,16 @@ import * as path from 'node:path';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Architecture, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { GATEWAY_BUNDLING, GATEWAY_NODE_OPTIONS } from './gateway-bundling';
 
 /** Repository root (this file lives in `lib/constructs/`). */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** The Lambda runtime every wxgate function runs on. */
 export const GATEWAY_RUNTIME = Runtime.NODEJS_22_X;
-
-/** Makes `require` available inside the ESM bundle (for CommonJS dependencies that call it). */
-const ESM_REQUIRE_BANNER = "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
 
 export interface GatewayFunctionProps {
   /** Handler module relative to the repository root (it exports `handler`), e.g. `lambdas/handlers/ws-ping.ts`. */
@@ -61,7 +59,7 @@ export interface GatewayFunctionProps {
 
 /**
  * The one way wxgate builds a Lambda function: Node.js 22 on arm64, bundled locally with
- * esbuild (no Docker) into minified ESM with source maps, X-Ray active tracing, an explicit
+ * esbuild (no Docker) into minified ESM with source maps (gateway-bundling.ts), X-Ray active tracing, an explicit
  * log group with retention, and its own role that may write only to that log group.
  * Access to tables, queues and the Management API is granted by the caller.
  */
@@ -105,18 +103,11 @@ export class GatewayFunction extends Construct {
       role: this.role,
       environment: {
         POWERTOOLS_SERVICE_NAME: props.serviceName ?? 'wxgate',
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: GATEWAY_NODE_OPTIONS,
         ...props.environment,
       },
-      bundling: {
-        forceDockerBundling: false,
-        minify: true,
-        sourceMap: true,
-        target: 'node22',
-        format: OutputFormat.ESM,
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-      },
+      // One definition shared with the bundle-size test and the cold-start bench (gateway-bundling.ts).
+      bundling: GATEWAY_BUNDLING,
     });
 
     const cfnFunction = this.function.node.defaultChild;

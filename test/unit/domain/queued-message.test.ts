@@ -1,4 +1,5 @@
-import { ZodError } from 'zod';
+// zod/mini throws zod's core error class (the full build's ZodError is a subclass of it).
+import { $ZodError as ZodError } from 'zod/v4/core';
 import { parseQueuedMessage } from '../../../lambdas/domain/queued-message';
 
 const valid = {

@@ -8,7 +8,7 @@ process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 process.env.POWERTOOLS_TRACE_ENABLED = 'false';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 
-const { wsRoute } = await import('../../../lambdas/runtime/middleware');
+const { wsRoute } = await import('../../../lambdas/runtime/ws-route');
 const { GatewayError } = await import('../../../lambdas/domain/errors');
 const { logger } = await import('../../../lambdas/runtime/observability');
 
