@@ -66,11 +66,14 @@ describe('one search finds every log line of one message', () => {
     await t.gateway.drainQueues();
     const lines = linesSince(mark);
 
+    // Which function wrote a line is not asserted: local mode runs every function in one process
+    // with one logger, so a persister invocation running at the same moment can lend the send's
+    // line its Lambda context (function_name). In AWS each function has its own process.
     const queued = lines.find((line) => line.message === 'message queued' && line.msgId === ack.msgId);
-    expect(queued).toMatchObject({ correlation_id: expect.stringMatching(/^\S+$/), function_name: expect.stringContaining('wsSend') });
+    expect(queued).toMatchObject({ correlation_id: expect.stringMatching(/^\S+$/) });
     const trail = lines.filter((line) => line.correlation_id === queued!.correlation_id);
     expect(trail.map((line) => line.message)).toEqual(['message queued', 'message persisted']);
-    expect(trail[1]).toMatchObject({ msgId: ack.msgId, outcome: 'stored', function_name: expect.stringContaining('uplinkPersister') });
+    expect(trail[1]).toMatchObject({ msgId: ack.msgId, outcome: 'stored' });
   });
 
   it("an admin push's lines and the persister's share the push request's id", async () => {
@@ -84,6 +87,6 @@ describe('one search finds every log line of one message', () => {
     expect(accepted?.correlation_id).toEqual(expect.any(String));
     const trail = lines.filter((line) => line.correlation_id === accepted!.correlation_id);
     expect(trail.map((line) => line.message)).toEqual(['admin push accepted', 'message persisted']);
-    expect(trail[1]).toMatchObject({ msgId: pushed.body.msgId, function_name: expect.stringContaining('uplinkPersister') });
+    expect(trail[1]).toMatchObject({ msgId: pushed.body.msgId, outcome: 'stored' });
   });
 });
