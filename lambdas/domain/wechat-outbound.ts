@@ -108,15 +108,8 @@ export interface SubmitDeps {
   clock: Clock;
 }
 
-export interface OutboundRequest {
-  id: string;
-  accountId: string;
-  openId: string;
-  kind: OutboundKind;
-  message: Record<string, unknown>;
-  requester?: string;
-  clientMsgId?: string;
-}
+/** What a sender submits: the record's identity and content, before any delivery state. */
+export type OutboundRequest = Pick<OutboundRecord, 'id' | 'accountId' | 'openId' | 'kind' | 'message' | 'requester' | 'clientMsgId'>;
 
 /** Whole seconds from `nowMs` until `untilMs` (0 once it has passed): a queue delay. */
 const secondsUntil = (untilMs: number, nowMs: number): number => Math.max(0, Math.ceil((untilMs - nowMs) / 1000));
