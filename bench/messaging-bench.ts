@@ -18,6 +18,7 @@ import { broadcastNotes, broadcastProblems, runBroadcastPhase, type BroadcastRes
 import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
 import { connectPopulation } from './population';
 import { formatBroadcast, formatFigures, formatWechat, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
+import { runScaleBench } from './scale';
 import { parseSettings, usage, UsageError, type BenchSettings } from './settings';
 import { perSecond, ratio, round, summarize } from './stats';
 import { prepareWechat, releaseWechat, runWechatPhase, wechatFailures, wechatProblems, type WechatResources } from './wechat';
@@ -201,6 +202,8 @@ function abortSignals(timeoutSeconds: number): { aborted: Promise<never>; clear:
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  // `--scale`: the scale bench instead (bench/scale.ts, its own flags).
+  if (argv.includes('--scale')) return runScaleBench(argv.filter((arg) => arg !== '--scale'));
   if (argv.includes('--help') || argv.includes('-h')) {
     log(usage());
     return 0;

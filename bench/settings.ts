@@ -78,7 +78,12 @@ export class UsageError extends Error {}
 
 export function usage(): string {
   const lines = Object.entries(integerFlags).map(([flag, f]) => `  ${flag.padEnd(24)} ${f.help} (default ${defaultSettings[f.key]})`);
-  return ['Usage: npm run bench -- [flags]', ...lines, `  ${'--verbose'.padEnd(24)} print the local runtime's log to stderr`].join('\n');
+  return [
+    'Usage: npm run bench -- [flags]',
+    ...lines,
+    `  ${'--verbose'.padEnd(24)} print the local runtime's log to stderr`,
+    `  ${'--scale'.padEnd(24)} the scale bench instead, with its own flags (npm run bench -- --scale --help)`,
+  ].join('\n');
 }
 
 export function parseSettings(argv: string[]): BenchSettings {
