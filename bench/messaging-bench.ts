@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: N WebSocket clients exchange M messages through the real local runtime
+ * `npm run bench`: first the cold start section (bench/cold-start.ts: each function bundled as the
+ * stack bundles it, loaded in fresh Node processes). Then N WebSocket clients exchange M messages through the real local runtime
  * (DynamoDB Local + fauxqs + the handlers in this process, loopback only) and the bench
  * reports throughput, ack and end-to-end latency (also as multiples of a ping baseline taken
  * on the same connections in the same run) and lost messages, which must be 0. Then the WeChat
@@ -15,6 +16,7 @@ import { DEFAULT_JWT_SECRET, startLocalGateway, type LocalGateway } from '../loc
 import { adminKeysOption, newBenchAdminKey } from './admin';
 import { nowMs, type BenchClient } from './bench-client';
 import { broadcastNotes, broadcastProblems, runBroadcastPhase, type BroadcastResources } from './broadcast';
+import { COLD_START_USAGE, coldStartFlags, runColdStartSection } from './cold-start';
 import { barrier, checkDelivery, measurePings, runSendPhase, settle } from './phases';
 import { connectPopulation } from './population';
 import { formatBroadcast, formatFigures, formatWechat, formatSettings, machineInfo, resultsFile, writeResult, type BenchFigures, type BenchResult } from './report';
@@ -205,17 +207,24 @@ async function main(): Promise<number> {
   // `--scale`: the scale bench instead (bench/scale.ts, its own flags).
   if (argv.includes('--scale')) return runScaleBench(argv.filter((arg) => arg !== '--scale'));
   if (argv.includes('--help') || argv.includes('-h')) {
-    log(usage());
+    log(`${usage()}\n${COLD_START_USAGE}`);
+    return 0;
+  }
+  const coldStart = coldStartFlags(argv);
+  if (coldStart.only) {
+    await runColdStartSection(log, step);
     return 0;
   }
   let settings: BenchSettings;
   try {
-    settings = parseSettings(argv);
+    settings = parseSettings(coldStart.rest);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     console.error(`${err.message}\n\n${usage()}`);
     return 2;
   }
+  // The cold start section (bench/cold-start.ts) first, on a machine not yet busy with the gateway.
+  if (!coldStart.skip) await runColdStartSection(log, step);
 
   const startedAt = new Date();
   const machine = machineInfo();
