@@ -66,6 +66,13 @@ export interface OperationUnits {
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
 
 /** What must be equal between runs of an operation: everything but local durations. */
+/** JSON with every object's keys sorted, so equal values give equal text whatever their insertion order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
 export function deterministicPart(u: OperationUnits) {
   return { dynamo: u.dynamo, sqs: u.sqs, invocations: u.lambda.byFunction, apiGateway: u.apiGateway, bytes: u.bytes };
 }
@@ -272,7 +279,8 @@ export async function measureOperations(options: CostRunOptions): Promise<Operat
       await settle();
       runs.push(unitsOf(operation, description, meter.snapshot()));
     }
-    const key = (u: OperationUnits) => JSON.stringify(deterministicPart(u));
+    // Keys sorted: concurrent handlers may make the same calls in another order, which is not a difference in units.
+    const key = (u: OperationUnits) => canonicalJson(deterministicPart(u));
     const distinct = new Set(runs.map(key));
     if (distinct.size > 1) throw new Error(`${operation}: the units differ between runs:\n${[...distinct].join('\n')}`);
     // Durations: the run with the median total local time.
